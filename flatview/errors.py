@@ -1,0 +1,48 @@
+"""The one error root of flatview: every message is ``file:line: message: 'text'``.
+
+Mirrors QEMU's ``scripts/qapi/error.py`` (``QAPIError`` -> ``QAPISourceError``): a
+location travels with every error so a user can find the offending line of a dump.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FlatviewError", "SourceError", "SourceLocation", "UsageError"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where a piece of input came from: a file name (``-`` for stdin) and a 1-based line."""
+
+    file: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return self.file if self.line is None else f"{self.file}:{self.line}"
+
+
+class FlatviewError(Exception):
+    """Root of every error flatview reports to a user (exit status 2 in the CLI)."""
+
+
+class UsageError(FlatviewError):
+    """A command line or option that cannot be carried out."""
+
+
+class SourceError(FlatviewError):
+    """An input problem with a location and, where known, the offending text."""
+
+    def __init__(self, loc: SourceLocation, msg: str, text: str | None = None) -> None:
+        self.loc = loc
+        self.msg = msg
+        self.text = text
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        out = f"{self.loc}: {self.msg}"
+        if self.text is not None:
+            shown = self.text if len(self.text) <= 120 else self.text[:117] + "..."
+            # One line, always: control characters (binary junk) are shown escaped.
+            out += ": " + repr(shown)
+        return out

@@ -1,0 +1,1 @@
+"""The lark grammars of flatview, installed as the package ``flatview.grammars``."""
