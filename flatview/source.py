@@ -1,18 +1,71 @@
 """Clean-up of pasted text, before any grammar sees it.
 
-Mail quoting (``>``, ``> >``, ``>>`` at any depth), CRLF and trailing blanks are removed
-line by line; every line keeps its original 1-based line number so errors still point
-into the user's file.
+Users paste monitor output from terminals and mail: quoted with ``>``/``> >``/``>>`` at
+any depth, wrapped at ~72 columns, with CRLF, tabs, trailing blanks, monitor prompts
+and prose around the dumps.  :func:`segments` undoes all of that and returns each run of
+dump lines as a :class:`Segment` whose every line keeps its original 1-based number.
+
+Normalisations, each named and tested (tests/test_source.py):
+
+* ``CR``: CRLF and lone CR line ends become LF.
+* ``quote``: a mail quote prefix (``(> ?)+``) is removed; a change of depth ends a run.
+* ``tabs``: tabs become spaces (8-column stops), except the one leading tab QEMU
+  itself prints on ``-d`` dispatch node entries.
+* ``trailing``: trailing blanks are removed.
+* ``prompt``: a ``(qemu) ...`` monitor prompt line ends a run and is dropped.
+* ``rejoin``: a short line that is not a dump line, directly after a long dump line at
+  the same quote depth, is the tail a mail client wrapped off it: it is joined back with
+  one space.  Two dump lines are never joined.
+* ``prose``: any other line that is not a dump line ends a run and is dropped.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-__all__ = ["strip_quote", "unquote_lines"]
+from .errors import SourceError, SourceLocation
+
+__all__ = ["Segment", "segments", "strip_quote", "unquote_lines"]
 
 # One or more '>' each optionally followed by one space: the prefix mail clients add.
 _QUOTE = re.compile(r"^(?:> ?)+")
+
+# The start of every line QEMU prints in `info mtree [-f] [-d] [-o] [-D]` output.  A
+# region line is recognised loosely (a long run of letters and digits, then '-') so a
+# mangled address still reaches the grammar and gets a precise error.
+_DUMP_LINE = (
+    r"(?:address-space(?: \(flat view\))?: |memory-region: |FlatView #\d| AS \""
+    r"| Root memory region: |  No rendered FlatView|  Dispatch$|    Physical sections$"
+    r"|      #\d+ @|    Nodes \(|      \[\d+\]$|\t[ \d.]+ skip="
+    r"|(?:\[DETECTED OVERFLOW!\] )? +(?:\[DETECTED OVERFLOW!\] )?"
+    r"(?=(?:[^-\s]*[0-9a-f]){8})(?:0x)?[0-9a-zA-Z]{8,20}-)"
+)
+_IS_DUMP = re.compile(_DUMP_LINE)
+# Any line of a whole text that is neither blank nor a dump line (fast-path check).
+_NOT_DUMP_ANYWHERE = re.compile(r"^(?!" + _DUMP_LINE + r"|$)", re.M)
+_PROMPT = re.compile(r"^\(qemu\)")
+_DISPATCH_TAB = re.compile(r"^\t[ \d.]+ skip=")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# A joined line must still read as a complete region or heading line.
+_FULL_RANGE = re.compile(
+    r"^ +(?:0x)?[0-9a-f]{16}-(?:0x)?[0-9a-f]{16} \(prio -?\d+, [a-zA-Z/-]+\): \S"
+)
+_REJOIN_MIN_PREV = 60  # a wrapped line was long: mail wraps at 72-80 columns
+_REJOIN_MAX_TAIL = 32  # and the wrapped-off tail is short (a name's end, ` @offset`)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A run of cleaned dump lines (blank lines included) with their original numbers."""
+
+    lines: tuple[str, ...]
+    linenos: tuple[int, ...]
+    quote_depth: int = 0
+
+    @property
+    def start_line(self) -> int:
+        return self.linenos[0]
 
 
 def strip_quote(line: str) -> tuple[int, str]:
@@ -20,7 +73,7 @@ def strip_quote(line: str) -> tuple[int, str]:
     m = _QUOTE.match(line)
     if not m:
         return 0, line
-    return m.group(0).count(">"), line[m.end():]
+    return m.group(0).count(">"), line[m.end() :]
 
 
 def unquote_lines(text: str) -> list[tuple[int, str]]:
@@ -31,4 +84,104 @@ def unquote_lines(text: str) -> list[tuple[int, str]]:
     out = []
     for no, raw in enumerate(text.splitlines(), 1):
         out.append((no, strip_quote(raw.rstrip())[1].rstrip()))
+    return out
+
+
+def check_text(text: str, file: str) -> None:
+    """Reject empty input and binary junk before anything else reads it."""
+    m = _CONTROL.search(text)
+    if m:
+        lineno = text.count("\n", 0, m.start()) + 1
+        line = text.splitlines()[lineno - 1] if text.splitlines() else ""
+        raise SourceError(SourceLocation(file, lineno), "binary data, not a text dump", line)
+    if not text.strip():
+        raise SourceError(SourceLocation(file, 1), "empty input: no dump found")
+
+
+def segments(text: str, file: str = "-") -> list[Segment]:
+    """Return every run of dump lines in ``text``, cleaned (see the module docstring)."""
+    check_text(text, file)
+    if (
+        "\r" not in text
+        and not _NOT_DUMP_ANYWHERE.search(text)
+        and "\t" not in text.replace("\n\t", "\n")
+    ):
+        # Fast path: a clean monitor dump as QEMU printed it, nothing to undo.
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return _trimmed([Segment(tuple(lines), tuple(range(1, len(lines) + 1)))])
+    return _trimmed(_slow_segments(text))
+
+
+def _clean(raw: str) -> tuple[int, str]:
+    depth, rest = strip_quote(raw)
+    if "\t" in rest:
+        rest = "\t" + rest[1:].expandtabs(8) if _DISPATCH_TAB.match(rest) else rest.expandtabs(8)
+    return depth, rest.rstrip()
+
+
+def _slow_segments(text: str) -> list[Segment]:
+    raws = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    out: list[Segment] = []
+    lines: list[str] = []
+    nos: list[int] = []
+    depth = -1
+    prev_raw_len = 0
+
+    def flush() -> None:
+        nonlocal lines, nos
+        if lines:
+            out.append(Segment(tuple(lines), tuple(nos), max(depth, 0)))
+        lines, nos = [], []
+
+    for i, raw in enumerate(raws):
+        d, line = _clean(raw)
+        if _PROMPT.match(line):
+            flush()
+            continue
+        if not line:
+            if lines and d == depth:
+                lines.append("")
+                nos.append(i + 1)
+            continue
+        if _IS_DUMP.match(line):
+            if d != depth:
+                flush()
+                depth = d
+            lines.append(line)
+            nos.append(i + 1)
+            prev_raw_len = len(raw.rstrip())
+            continue
+        if lines and d == depth and lines[-1] and _is_wrapped_tail(lines[-1], prev_raw_len, line):
+            lines[-1] = lines[-1] + " " + line  # rejoin: keep the first line's number
+            prev_raw_len = 0  # a tail is joined once
+            continue
+        flush()  # prose
+    flush()
+    return out
+
+
+def _is_wrapped_tail(prev: str, prev_raw_len: int, tail: str) -> bool:
+    """Is ``tail`` the end of ``prev`` that a mail client wrapped onto its own line?"""
+    if prev_raw_len < _REJOIN_MIN_PREV or len(tail) > _REJOIN_MAX_TAIL:
+        return False
+    if tail[0] == " " or tail.endswith((".", "!", "?", ":")):
+        return False  # indented text, or the end of a sentence
+    if _FULL_RANGE.match(prev):
+        return True
+    return prev.startswith((' AS "', "address-space", "memory-region", " Root memory region"))
+
+
+def _trimmed(segs: list[Segment]) -> list[Segment]:
+    """Drop leading/trailing blank lines of each run, and runs with nothing left."""
+    out = []
+    for s in segs:
+        lo, hi = 0, len(s.lines)
+        while lo < hi and not s.lines[lo]:
+            lo += 1
+        while hi > lo and not s.lines[hi - 1]:
+            hi -= 1
+        if lo < hi:
+            out.append(Segment(s.lines[lo:hi], s.linenos[lo:hi], s.quote_depth))
     return out

@@ -1,0 +1,481 @@
+"""From cleaned lines to the model: dump boundaries, nesting, alias resolution, checks.
+
+The structure is QEMU's printing order (system/memory.c ``mtree_info``): for a tree,
+``address-space:`` groups (one heading per address space sharing the root since 7.0),
+then one ``memory-region:`` section per alias target, each ended by an empty line; for
+``-f``, one ``FlatView #n`` block per view (or ``address-space (flat view):`` before
+2.11).  Nesting follows the indentation, two spaces a level (``mtree_print_mr``).
+
+Building is two-phase (as QEMU's QAPI schema does it): regions are built with alias
+targets recorded by name, then :func:`_resolve_aliases` links each alias to its
+``memory-region:`` section and reports what cannot be resolved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .errors import SourceError, SourceLocation
+from .model import (
+    U64,
+    AddressSpaceTree,
+    Alias,
+    Dump,
+    FlatDump,
+    FlatRange,
+    FlatView,
+    FlatViewAS,
+    MemoryRegion,
+    MtreeDump,
+    RegionSection,
+    Variant,
+    walk,
+)
+from .parse import (
+    DispatchLine,
+    FlatViewASLine,
+    FlatViewRootLine,
+    Heading,
+    LineRecord,
+    NoRenderedLine,
+    RangeLine,
+    parse_line,
+)
+from .source import Segment, segments
+
+__all__ = ["read_dumps"]
+
+TREE_HEADINGS = ("address-space", "memory-region")
+FLAT_HEADINGS = ("flatview", "flat-address-space")
+
+
+def read_dumps(text: str, file: str = "-") -> list[Dump]:
+    """Every dump in ``text`` (clean-up, lark parse, model), in input order."""
+    dumps: list[Dump] = []
+    for seg in segments(text, file):
+        dumps.extend(_DumpSplitter(seg, file).run())
+    if not dumps:
+        raise SourceError(SourceLocation(file, 1), "no 'info mtree' dump found")
+    return dumps
+
+
+@dataclass
+class _Block:
+    """Lines from one heading group to the next empty line."""
+
+    headings: list[tuple[int, Heading]] = field(default_factory=list)
+    body: list[tuple[int, LineRecord, str]] = field(default_factory=list)
+
+
+class _DumpSplitter:
+    """Cut a segment into dumps: a tree after a flat view (or the reverse), a FlatView
+    number that restarts, or an address space after memory-region sections, all mean a
+    new monitor command."""
+
+    def __init__(self, seg: Segment, file: str) -> None:
+        self.seg = seg
+        self.file = file
+
+    def loc(self, lineno: int) -> SourceLocation:
+        return SourceLocation(self.file, lineno)
+
+    def run(self) -> list[Dump]:
+        dumps: list[Dump] = []
+        blocks: list[_Block] = []
+        kind: str | None = None
+        last_fv = -1
+        seen_section = False
+        for block in self._blocks():
+            hkind = block.headings[0][1].kind if block.headings else None
+            bkind = (
+                "flat" if hkind in FLAT_HEADINGS else (kind or "tree") if hkind is None else "tree"
+            )
+            number = int(block.headings[0][1].name) if hkind == "flatview" else None
+            new = kind is not None and (
+                bkind != kind
+                or (number is not None and number <= last_fv)
+                or (hkind == "address-space" and seen_section)
+            )
+            if new:
+                dumps.append(self._build(kind, blocks))
+                blocks, last_fv, seen_section = [], -1, False
+            if number is not None:
+                last_fv = number
+            kind = bkind
+            seen_section = seen_section or hkind == "memory-region"
+            blocks.append(block)
+        if blocks:
+            dumps.append(self._build(kind or "tree", blocks))
+        return dumps
+
+    def _blocks(self):
+        """Group lines into blocks: headings, then body lines, until an empty line."""
+        block = _Block()
+        for text, lineno in zip(self.seg.lines, self.seg.linenos, strict=True):
+            if not text:
+                if block.headings or block.body:
+                    yield block
+                block = _Block()
+                continue
+            rec = parse_line(text, self.loc(lineno))
+            if isinstance(rec, Heading):
+                if block.body:  # a heading without an empty line before it
+                    yield block
+                    block = _Block()
+                block.headings.append((lineno, rec))
+            else:
+                block.body.append((lineno, rec, text))
+        if block.headings or block.body:
+            yield block
+
+    def _build(self, kind: str, blocks: list[_Block]) -> Dump:
+        if kind == "flat":
+            return _FlatBuilder(self, blocks).build()
+        return _TreeBuilder(self, blocks).build()
+
+
+# --------------------------------------------------------------------------- trees
+
+
+class _Node:
+    """A region while its tree is being built (mutable; frozen by :meth:`freeze`)."""
+
+    __slots__ = ("children", "level", "line", "rec", "start")
+
+    def __init__(self, rec: RangeLine | None, level: int, line: int, start: int) -> None:
+        self.rec = rec  # None: a disabled region QEMU did not print
+        self.level = level
+        self.line = line
+        self.start = start
+        self.children: list[_Node] = []
+
+    def freeze(self, parent_start: int | None) -> MemoryRegion:
+        subs = tuple(c.freeze(self.start) for c in self.children)
+        addr = self.start if parent_start is None else (self.start - parent_start) % U64
+        rec = self.rec
+        if rec is None:
+            return MemoryRegion(
+                name="",
+                addr=addr,
+                start=self.start,
+                size=0,
+                priority=0,
+                type="i/o",
+                enabled=False,
+                hidden=True,
+                subregions=subs,
+                line=self.line,
+            )
+        alias = None
+        if rec.alias_target is not None:
+            alias = Alias(rec.alias_target, rec.alias_start or 0)
+        return MemoryRegion(
+            name=rec.name,
+            addr=addr,
+            start=rec.start,
+            size=rec.size,
+            priority=rec.priority,
+            type=rec.type,
+            nonvolatile=rec.nonvolatile,
+            enabled=not rec.disabled,
+            alias=alias,
+            owner=rec.owner,
+            overflow=rec.overflow,
+            subregions=subs,
+            line=self.line,
+        )
+
+
+class _TreeBuilder:
+    def __init__(self, splitter: _DumpSplitter, blocks: list[_Block]) -> None:
+        self.sp = splitter
+        self.blocks = blocks
+        self.hidden = False
+        self.diagnostics: list[str] = []
+        self.memo: dict[tuple[str, ...], MemoryRegion | None] = {}
+
+    def build(self) -> MtreeDump:
+        groups: list[AddressSpaceTree] = []
+        sections: list[RegionSection] = []
+        for block in self.blocks:
+            if not block.headings:
+                lineno = block.body[0][0]
+                raise SourceError(
+                    self.sp.loc(lineno),
+                    "region lines without an 'address-space:' or 'memory-region:' heading",
+                    block.body[0][2],
+                )
+            kinds = {h.kind for _, h in block.headings}
+            if len(kinds) > 1 or (kinds == {"memory-region"} and len(block.headings) > 1):
+                lineno, h = block.headings[1]
+                raise SourceError(
+                    self.sp.loc(lineno), "heading inside a heading group", f"{h.kind}: {h.name}"
+                )
+            root = self._tree(block)
+            first = block.headings[0][0]
+            if "address-space" in kinds:
+                groups.append(
+                    AddressSpaceTree(tuple(h.name for _, h in block.headings), root, first)
+                )
+            else:
+                sections.append(RegionSection(block.headings[0][1].name, root, first))
+        recs = [rec for b in self.blocks for _, rec, _ in b.body]
+        variant = _tree_variant(recs, groups, self.hidden)
+        dump = MtreeDump(
+            tuple(groups), tuple(sections), variant, self.sp.file, self.blocks[0].headings[0][0]
+        )
+        dump = _unify_sections(dump)
+        return _resolve_aliases(dump, self.sp, self.diagnostics)
+
+    def _tree(self, block: _Block) -> MemoryRegion | None:
+        key = tuple(text for _, _, text in block.body)
+        if key in self.memo:  # the same tree printed again (one per address space < 7.0)
+            return self.memo[key]
+        root = self._nest(block)
+        self.memo[key] = root
+        return root
+
+    def _nest(self, block: _Block) -> MemoryRegion | None:
+        """Nest region lines by indentation (two spaces a level; level 1 is the root)."""
+        root: _Node | None = None
+        stack: list[_Node] = []
+        for lineno, rec, text in block.body:
+            if not isinstance(rec, RangeLine):
+                raise SourceError(self.sp.loc(lineno), "not a region line inside a tree", text)
+            if rec.indent % 2 or rec.indent == 0:
+                raise SourceError(
+                    self.sp.loc(lineno), "indentation is not a multiple of two spaces", text
+                )
+            if rec.end < rec.start and rec.overflow is None:
+                raise SourceError(self.sp.loc(lineno), "region ends before it starts", text)
+            level = rec.indent // 2
+            while stack and stack[-1].level >= level:
+                stack.pop()
+            if not stack:
+                if root is not None:
+                    raise SourceError(
+                        self.sp.loc(lineno),
+                        "a second root line in one section (missing empty line or heading?)",
+                        text,
+                    )
+                if level != 1:  # the root itself is a hidden disabled region
+                    root = _Node(None, 1, lineno, rec.start)
+                    stack.append(root)
+            parent = stack[-1] if stack else None
+            while parent is not None and parent.level < level - 1:
+                # An indentation jump: QEMU >= 5.1 hid a disabled region here (no -D).
+                self.hidden = True
+                hidden = _Node(None, parent.level + 1, lineno, rec.start)
+                parent.children.append(hidden)
+                stack.append(hidden)
+                parent = hidden
+            node = _Node(rec, level, lineno, rec.start)
+            if parent is None:
+                root = node
+            else:
+                parent.children.append(node)
+            stack.append(node)
+        return root.freeze(None) if root is not None else None
+
+
+def _tree_variant(recs: list, groups: list[AddressSpaceTree], hidden: bool) -> Variant:
+    ranges = [r for r in recs if isinstance(r, RangeLine)]
+    overflow = {r.overflow for r in ranges if r.overflow}
+    return Variant(
+        type_letters=any(r.type[0] in "R-" for r in ranges),
+        container_type=any(r.type == "container" for r in ranges),
+        grouped=any(len(g.names) > 1 for g in groups),
+        disabled_marks=any(r.disabled for r in ranges),
+        hidden_disabled=hidden,
+        owners=any(r.owner is not None for r in ranges),
+        overflow_before_indent=(overflow == {"before"}) if overflow else None,
+    )
+
+
+def _same_shape(a: MemoryRegion, b: MemoryRegion) -> bool:
+    """Two printed copies of one MemoryRegion object: same name, size, type, subtree."""
+    if (a.name, a.size, a.priority, a.type, a.enabled, a.alias) != (
+        b.name,
+        b.size,
+        b.priority,
+        b.type,
+        b.enabled,
+        b.alias,
+    ) or len(a.subregions) != len(b.subregions):
+        return False
+    return all(
+        x.addr == y.addr and _same_shape(x, y)
+        for x, y in zip(a.subregions, b.subregions, strict=True)
+    )
+
+
+def _unify_sections(dump: MtreeDump) -> MtreeDump:
+    """Use the tree copy of a region for its ``memory-region:`` section when the two are
+    one object printed twice (QEMU prints a section per alias-target *object*; a target
+    that is also mapped, like ``pci`` or ``system``, appears in an address-space tree too).
+
+    Identity matters: flatview_simplify only merges ranges of the same MemoryRegion.
+    """
+    by_name: dict[str, list[MemoryRegion]] = {}
+    for group in dump.address_spaces:
+        if group.root is not None:
+            for mr, _ in walk(group.root):
+                by_name.setdefault(mr.name, []).append(mr)
+    sections = []
+    for sec in dump.sections:
+        root = sec.root
+        if root is not None:
+            same = [
+                m
+                for m in by_name.get(root.name, ())
+                if m.addr == root.start and _same_shape(m, root)
+            ]
+            if len({id(m) for m in same}) == 1:
+                root = same[0]
+        sections.append(replace(sec, root=root))
+    return replace(dump, sections=tuple(sections))
+
+
+def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str]) -> MtreeDump:
+    """Link every alias to its target section (phase two of the build).
+
+    An alias line reads ``alias NAME @TARGET``; names may hold `` @``, so when TARGET
+    names no section the other splits are tried.  A target that no section names is an
+    error: QEMU prints a section for every alias target, so the dump is incomplete.
+    """
+    targets: dict[str, list[MemoryRegion]] = {}
+    for sec in dump.sections:
+        if sec.root is not None:
+            targets.setdefault(sec.name, []).append(sec.root)
+    for root in dump.roots():
+        for mr, _ in walk(root):
+            if mr.alias is None or mr.alias.target is not None:
+                continue
+            name, target = _split_alias(mr, targets)
+            cands = [t for t in targets.get(target, ()) if t.size >= mr.alias.offset]
+            if not cands:
+                raise SourceError(
+                    SourceLocation(sp.file, mr.line),
+                    f"alias {mr.name!r} points to {target!r}, which no "
+                    "'memory-region:' section of this dump defines",
+                )
+            if len(cands) > 1:
+                diagnostics.append(
+                    f"{sp.file}:{mr.line}: alias {name!r}: {len(cands)} sections "
+                    f"are named {target!r}; the first is used"
+                )
+            # Phase two of a two-phase build: the region is otherwise immutable.
+            object.__setattr__(mr, "name", name)
+            object.__setattr__(mr, "alias", Alias(target, mr.alias.offset, cands[0]))
+    _check_alias_cycles(dump, sp)
+    return replace(dump, diagnostics=tuple(diagnostics))
+
+
+def _split_alias(mr: MemoryRegion, targets: dict[str, list[MemoryRegion]]) -> tuple[str, str]:
+    assert mr.alias is not None
+    if mr.alias.target_name in targets:
+        return mr.name, mr.alias.target_name
+    whole = f"{mr.name} @{mr.alias.target_name}"
+    parts = whole.split(" @")
+    for i in range(1, len(parts)):
+        name, target = " @".join(parts[:i]), " @".join(parts[i:])
+        if target in targets:
+            return name, target
+    return mr.name, mr.alias.target_name
+
+
+def _check_alias_cycles(dump: MtreeDump, sp: _DumpSplitter) -> None:
+    """An alias chain that comes back to itself never ends (memory_region_init_alias
+    forbids it; a dump showing one is corrupt)."""
+    for root in dump.roots():
+        for mr, _ in walk(root):
+            seen = [mr]
+            cur = mr
+            while cur.alias is not None and cur.alias.target is not None:
+                cur = cur.alias.target
+                if any(cur is s for s in seen):
+                    chain = " -> ".join(s.name for s in [*seen, cur])
+                    raise SourceError(SourceLocation(sp.file, mr.line), f"alias cycle: {chain}")
+                seen.append(cur)
+
+
+# --------------------------------------------------------------------------- flat views
+
+
+class _FlatBuilder:
+    def __init__(self, splitter: _DumpSplitter, blocks: list[_Block]) -> None:
+        self.sp = splitter
+        self.blocks = blocks
+
+    def build(self) -> FlatDump:
+        views = [self._view(b) for b in self.blocks]
+        ranges = [r for v in views for r in v.ranges]
+        variant = Variant(
+            old_flat_format=any(
+                b.headings[0][1].kind == "flat-address-space" for b in self.blocks if b.headings
+            ),
+            owners=any(r.owner is not None for r in ranges),
+            accel_labels=tuple(sorted({a for r in ranges for a in r.accel})),
+            dispatch=any(v.dispatch for v in views),
+        )
+        return FlatDump(tuple(views), variant, self.sp.file, views[0].line or 1)
+
+    def _view(self, block: _Block) -> FlatView:
+        if not block.headings:
+            lineno = block.body[0][0]
+            raise SourceError(
+                self.sp.loc(lineno),
+                "flat-view lines without a 'FlatView #' heading",
+                block.body[0][2],
+            )
+        lineno, heading = block.headings[0]
+        if len(block.headings) > 1:
+            raise SourceError(
+                self.sp.loc(block.headings[1][0]),
+                "two flat-view headings in a row",
+                block.headings[1][1].name,
+            )
+        ases: list[FlatViewAS] = []
+        root: str | None = None
+        ranges: list[FlatRange] = []
+        dispatch: list[str] = []
+        rendered = True
+        if heading.kind == "flat-address-space":
+            ases.append(FlatViewAS(heading.name))
+        for ln, rec, text in block.body:
+            if isinstance(rec, FlatViewASLine) and not ranges:
+                ases.append(FlatViewAS(rec.name, rec.root, rec.root_alias))
+            elif isinstance(rec, FlatViewRootLine) and not ranges:
+                root = rec.name
+            elif isinstance(rec, NoRenderedLine) and not ranges:
+                rendered = False
+            elif isinstance(rec, RangeLine) and rendered and not dispatch:
+                ranges.append(self._range(ln, rec, text, ranges))
+            elif isinstance(rec, DispatchLine) and rendered:
+                dispatch.append(rec.text)
+            else:
+                raise SourceError(self.sp.loc(ln), "line out of place in a flat view", text)
+        number = int(heading.name) if heading.kind == "flatview" else None
+        return FlatView(tuple(ases), root, tuple(ranges), number, lineno, tuple(dispatch), rendered)
+
+    def _range(self, ln: int, rec: RangeLine, text: str, before: list[FlatRange]) -> FlatRange:
+        if rec.indent != 2 or rec.is_alias or rec.disabled:
+            raise SourceError(self.sp.loc(ln), "not a flat-view range line", text)
+        if rec.end < rec.start:
+            raise SourceError(self.sp.loc(ln), "range ends before it starts", text)
+        if before and rec.start < before[-1].end:
+            raise SourceError(
+                self.sp.loc(ln), "range overlaps or is out of order with the one before it", text
+            )
+        return FlatRange(
+            start=rec.start,
+            size=rec.end - rec.start + 1,
+            priority=rec.priority,
+            type=rec.type,
+            name=rec.name,
+            offset=rec.offset or 0,
+            nonvolatile=rec.nonvolatile,
+            owner=rec.owner,
+            accel=rec.accel,
+            line=ln,
+        )

@@ -1,0 +1,1 @@
+"""Renderers: format analysis results and models as text, tables, JSON."""
