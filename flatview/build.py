@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .errors import SourceError, SourceLocation
+from .graph import alias_cycle
 from .model import (
     U64,
     AddressSpaceTree,
@@ -352,7 +353,7 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
             if mr.alias is None or mr.alias.target is not None:
                 continue
             name, target = _split_alias(mr, targets)
-            cands = [t for t in targets.get(target, ()) if t.size >= mr.alias.offset]
+            cands = _candidates(targets.get(target, []), mr)
             if not cands:
                 raise SourceError(
                     SourceLocation(sp.file, mr.line),
@@ -361,14 +362,29 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
                 )
             if len(cands) > 1:
                 diagnostics.append(
-                    f"{sp.file}:{mr.line}: alias {name!r}: {len(cands)} sections "
-                    f"are named {target!r}; the first is used"
+                    f"{sp.file}:{mr.line}: alias {name!r}: {len(cands)} sections named "
+                    f"{target!r} have regions in its window; the first is used"
                 )
             # Phase two of a two-phase build: the region is otherwise immutable.
             object.__setattr__(mr, "name", name)
             object.__setattr__(mr, "alias", Alias(target, mr.alias.offset, cands[0]))
     _check_alias_cycles(dump, sp)
     return replace(dump, diagnostics=tuple(diagnostics))
+
+
+def _candidates(sections: list[MemoryRegion], alias: MemoryRegion) -> list[MemoryRegion]:
+    """The sections an alias can point to.  Names repeat (every PCI bridge has a
+    ``pci_bridge_pci``): keep the ones with regions inside the alias window; if none
+    has, they all render the same there and the first will do."""
+    if len(sections) <= 1:
+        return sections
+    assert alias.alias is not None
+    lo, hi = alias.alias.offset, alias.alias.offset + alias.size
+    inside = [
+        s for s in sections
+        if any(c.enabled and c.addr < hi and lo < c.addr + c.size for c in s.subregions)
+    ]
+    return inside or sections[:1]
 
 
 def _split_alias(mr: MemoryRegion, targets: dict[str, list[MemoryRegion]]) -> tuple[str, str]:
@@ -385,18 +401,12 @@ def _split_alias(mr: MemoryRegion, targets: dict[str, list[MemoryRegion]]) -> tu
 
 
 def _check_alias_cycles(dump: MtreeDump, sp: _DumpSplitter) -> None:
-    """An alias chain that comes back to itself never ends (memory_region_init_alias
-    forbids it; a dump showing one is corrupt)."""
-    for root in dump.roots():
-        for mr, _ in walk(root):
-            seen = [mr]
-            cur = mr
-            while cur.alias is not None and cur.alias.target is not None:
-                cur = cur.alias.target
-                if any(cur is s for s in seen):
-                    chain = " -> ".join(s.name for s in [*seen, cur])
-                    raise SourceError(SourceLocation(sp.file, mr.line), f"alias cycle: {chain}")
-                seen.append(cur)
+    """A loop through aliases never ends (memory_region_init_alias forbids it, and
+    render_memory_region would recurse for ever): a dump showing one is corrupt."""
+    cycle = alias_cycle(dump)
+    if cycle:
+        chain = " -> ".join(repr(m.name) for m in cycle)
+        raise SourceError(SourceLocation(sp.file, cycle[0].line), f"alias cycle: {chain}")
 
 
 # --------------------------------------------------------------------------- flat views

@@ -1,0 +1,298 @@
+"""Recompute FlatViews from a region tree, exactly as QEMU renders them.
+
+Mirrors system/memory.c: ``memory_region_get_flatview_root`` (which views are shared),
+``render_memory_region`` + ``flatview_insert`` (priorities, clipping, alias arithmetic,
+gap filling by terminating regions), and ``flatview_simplify`` / ``can_merge``.
+
+A dump does not print everything rendering needs.  What the text leaves open is decided
+by the rules in :mod:`flatview.terminates` and reported: every :class:`Guess` the
+flattener relied on and every :class:`Ambiguity` whose outcome the dump cannot settle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .model import (
+    U64,
+    FlatRange,
+    FlatView,
+    FlatViewAS,
+    MemoryRegion,
+    MtreeDump,
+)
+from .terminates import Knowledge, Rule
+
+__all__ = ["Ambiguity", "FlattenResult", "Guess", "flatten", "flatview_root", "render"]
+
+
+@dataclass(frozen=True, slots=True)
+class Guess:
+    """A fact the dump does not print that the flattener had to assume."""
+
+    region: MemoryRegion
+    what: str  # "terminates", "container", "readonly", "render order"
+    rule: str  # why: the rule of flatview.terminates that decided
+
+    def __str__(self) -> str:
+        return f"line {self.region.line}: {self.region.name!r} {self.what}: {self.rule}"
+
+
+@dataclass(frozen=True, slots=True)
+class Ambiguity:
+    """A range whose content the dump cannot decide; each outcome is spelled out."""
+
+    kind: str
+    regions: tuple[MemoryRegion, ...]
+    start: int
+    end: int  # exclusive
+    outcomes: tuple[str, ...]
+
+    def __str__(self) -> str:
+        names = ", ".join(f"{r.name!r} (line {r.line})" for r in self.regions)
+        return (
+            f"{self.kind}: {names} over {self.start:#x}-{self.end - 1:#x}: "
+            + " | ".join(self.outcomes)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FlattenResult:
+    views: tuple[FlatView, ...]
+    guesses: tuple[Guess, ...] = ()
+    ambiguities: tuple[Ambiguity, ...] = ()
+
+
+# ---------------------------------------------------------------------------- render
+
+
+@dataclass(slots=True)
+class _Piece:
+    """A FlatRange under construction (start, size, the MR, offset_in_region, flags)."""
+
+    start: int
+    size: int
+    mr: MemoryRegion
+    offset: int
+    readonly: bool
+    nonvolatile: bool
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+@dataclass
+class _Renderer:
+    know: Knowledge
+    guesses: dict[tuple[int, str], Guess] = field(default_factory=dict)
+    ambiguities: list[Ambiguity] = field(default_factory=list)
+    _seen_amb: set[tuple[int, int]] = field(default_factory=set)
+
+    def terminates(self, mr: MemoryRegion) -> bool:
+        decision = self.know.terminates(mr)
+        self._note(mr, "terminates" if decision.value else "is a pure container", decision)
+        return decision.value
+
+    def readonly(self, mr: MemoryRegion) -> bool:
+        decision = self.know.readonly(mr)
+        if decision.value or decision.guess:
+            self._note(mr, "is read-only" if decision.value else "is writable", decision)
+        return decision.value
+
+    def _note(self, mr: MemoryRegion, what: str, decision: Rule) -> None:
+        if decision.guess:
+            self.guesses.setdefault((id(mr), what), Guess(mr, what, decision.reason))
+
+    def render(
+        self,
+        view: list[_Piece],
+        mr: MemoryRegion,
+        base: int,
+        clip: tuple[int, int],
+        ro: bool,
+        nv: bool,
+    ) -> None:
+        """render_memory_region: ``clip`` is [start, end); ``base`` may be negative."""
+        if not mr.enabled:
+            return
+        base += mr.addr
+        ro = ro or self.readonly(mr)
+        nv = nv or mr.nonvolatile
+        lo, hi = base, base + mr.size
+        if not (lo <= clip[0] < hi or clip[0] <= lo < clip[1]):
+            return  # int128 "intersects"
+        clip = (max(lo, clip[0]), min(hi, clip[1]))
+        if mr.alias is not None:
+            target = mr.alias.target
+            if target is not None:
+                self.render(view, target, base - target.addr - mr.alias.offset, clip, ro, nv)
+            return
+        for child in self.know.render_order(mr, self._order_guess):
+            self.render(view, child, base, clip, ro, nv)
+        if self.terminates(mr):
+            _fill_gaps(view, mr, base, clip, ro, nv)
+
+    def _order_guess(self, parent: MemoryRegion, a: MemoryRegion, b: MemoryRegion,
+                     chosen: MemoryRegion, why: str) -> None:
+        key = (id(a), id(b))
+        if key in self._seen_amb:
+            return
+        self._seen_amb.add(key)
+        lo = max(a.addr, b.addr)
+        hi = min(a.addr + a.size, b.addr + b.size)
+        other = b if chosen is a else a
+        self.ambiguities.append(
+            Ambiguity(
+                "equal-priority overlap",
+                (a, b),
+                parent.start + lo,
+                parent.start + hi,
+                (
+                    f"{chosen.name!r} wins ({why})",
+                    f"{other.name!r} wins if it was added to {parent.name!r} last",
+                ),
+            )
+        )
+
+
+def _fill_gaps(view: list[_Piece], mr: MemoryRegion, base: int, clip: tuple[int, int],
+               ro: bool, nv: bool) -> None:
+    """The gap-filling loop of render_memory_region (``flatview_insert`` of each hole)."""
+    pos, end = clip
+    off = pos - base
+    i = 0
+    n = len(view)
+    # Skip ranges entirely before the clip (the view is sorted and disjoint).
+    lo_i, hi_i = 0, n
+    while lo_i < hi_i:
+        mid = (lo_i + hi_i) // 2
+        if view[mid].end <= pos:
+            lo_i = mid + 1
+        else:
+            hi_i = mid
+    i = lo_i
+    while i < len(view) and pos < end:
+        r = view[i]
+        if pos >= r.end:
+            i += 1
+            continue
+        if pos < r.start:
+            size = min(end, r.start) - pos
+            view.insert(i, _Piece(pos, size, mr, off, ro, nv))
+            i += 1
+            pos += size
+            off += size
+        skip = min(end, r.end) - pos
+        if skip > 0:
+            pos += skip
+            off += skip
+        i += 1
+    if pos < end:
+        view.insert(i, _Piece(pos, end - pos, mr, off, ro, nv))
+
+
+def _simplify(view: list[_Piece]) -> list[_Piece]:
+    """flatview_simplify: merge neighbours when can_merge() holds."""
+    out: list[_Piece] = []
+    for p in view:
+        if out:
+            q = out[-1]
+            if (
+                q.end == p.start
+                and q.mr is p.mr
+                and q.offset + q.size == p.offset
+                and q.readonly == p.readonly
+                and q.nonvolatile == p.nonvolatile
+            ):
+                q.size += p.size
+                continue
+        out.append(_Piece(p.start, p.size, p.mr, p.offset, p.readonly, p.nonvolatile))
+    return out
+
+
+def _to_range(p: _Piece) -> FlatRange:
+    mr = p.mr
+    return FlatRange(
+        start=p.start,
+        size=p.size,
+        priority=mr.priority,
+        type="rom" if p.readonly else mr.type,
+        name=mr.name,
+        offset=p.offset,
+        nonvolatile=p.nonvolatile,
+        owner=mr.owner,
+        region=mr,
+        readonly=p.readonly,
+    )
+
+
+# ----------------------------------------------------------------------- whole views
+
+
+def flatview_root(mr: MemoryRegion | None, know: Knowledge) -> MemoryRegion | None:
+    """memory_region_get_flatview_root: skip aliases and containers that add nothing."""
+    while mr is not None and mr.enabled:
+        if mr.alias is not None:
+            target = mr.alias.target
+            if target is not None and mr.alias.offset == 0 and mr.size >= target.size:
+                mr = target
+                continue
+            return mr
+        if not know.terminates(mr).value:
+            enabled = [c for c in mr.subregions if c.enabled]
+            if not enabled:
+                return None
+            if len(enabled) == 1 and enabled[0].addr == 0 and mr.size >= enabled[0].size:
+                mr = enabled[0]
+                continue
+        return mr
+    return None
+
+
+def render(root: MemoryRegion, know: Knowledge | None = None) -> FlattenResult:
+    """Render one root into a FlatView's ranges (generate_memory_topology)."""
+    know = know or Knowledge()
+    r = _Renderer(know)
+    view: list[_Piece] = []
+    r.render(view, root, 0, (0, U64), False, False)
+    ranges = tuple(_to_range(p) for p in _simplify(view))
+    fv = FlatView((), root.name, ranges)
+    return FlattenResult((fv,), tuple(r.guesses.values()), tuple(r.ambiguities))
+
+
+def flatten(dump: MtreeDump, know: Knowledge | None = None) -> FlattenResult:
+    """One FlatView per distinct flatview root, shared by the address spaces using it."""
+    know = know or Knowledge.for_dump(dump)
+    r = _Renderer(know)
+    order: list[int] = []
+    by_root: dict[int, tuple[MemoryRegion | None, list[FlatViewAS]]] = {}
+    for group in dump.address_spaces:
+        fv_root = flatview_root(group.root, know)
+        key = id(fv_root) if fv_root is not None else 0
+        if key not in by_root:
+            by_root[key] = (fv_root, [])
+            order.append(key)
+        root = group.root
+        alias = root.alias.target_name if root is not None and root.alias is not None else None
+        for name in group.names:
+            by_root[key][1].append(FlatViewAS(name, root.name if root else None, alias))
+    views = []
+    for number, key in enumerate(order):
+        fv_root, ases = by_root[key]
+        if fv_root is None:
+            views.append(FlatView(tuple(ases), None, (), number, rendered=False))
+            continue
+        pieces: list[_Piece] = []
+        r.render(pieces, fv_root, 0, (0, U64), False, False)
+        ranges = tuple(_to_range(p) for p in _simplify(pieces))
+        views.append(FlatView(tuple(ases), fv_root.name, ranges, number, rendered=bool(ranges)))
+    if not dump.address_spaces:
+        # Only memory-region: sections (a pasted excerpt): render each on its own.
+        for sec in dump.sections:
+            if sec.root is not None:
+                pieces = []
+                r.render(pieces, sec.root, 0, (0, U64), False, False)
+                ranges = tuple(_to_range(p) for p in _simplify(pieces))
+                views.append(FlatView((), sec.name, ranges, len(views), rendered=bool(ranges)))
+    return FlattenResult(tuple(views), tuple(r.guesses.values()), tuple(r.ambiguities))

@@ -1,0 +1,165 @@
+"""What a dump does not print, and the rules flatview uses to fill it in.
+
+``info mtree`` prints neither ``MemoryRegion.terminates`` nor ``readonly`` (except as
+``rom`` on RAM), nor the order in which equal-priority siblings were added.  Rendering
+needs all three.  The rules live here, in one visible place, each with the QEMU source
+it comes from; :class:`Knowledge` applies them and says which decisions are guesses.
+
+Order of the ``terminates`` rules (first match wins):
+
+1. ``ram``/``ramd``/``rom``/``romd`` regions terminate: memory_region_init_ram*,
+   _rom, _rom_device and _ram_device_ptr all set ``terminates`` (system/memory.c).
+2. A name QEMU's own flat view of the same machine shows terminates: only terminating
+   regions ever become FlatRanges.  (Learned when the input also holds ``-f``.)
+3. A name QEMU's flat view of the same machine never shows, for a region whose whole
+   span QEMU rendered with other regions' ranges, is a pure container.  (Learned.)
+4. Known terminating parents: the I/O root ``io`` (physmem.c memory_map_init:
+   memory_region_init_io with unassigned_io_ops), VFIO ``<bdf> base BAR N`` and
+   ``<bdf> BAR N`` (hw/vfio/pci.c vfio_bar_register / vfio_region_setup:
+   memory_region_init_io), bridge I/O spaces ``pci_bridge_io`` (hw/pci/pci_bridge.c).
+5. An ``i/o`` region with subregions is a pure container (memory_region_init): device
+   BAR containers (``e1000e-msix``, ``virtio-pci``, ``nvme-bar0``, ``xhci``), ``pci``,
+   ``system``, ``bus master container``...  A guess, listed.
+6. An ``i/o`` leaf is MMIO (memory_region_init_io) and terminates.  A guess, listed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .model import RAM_TYPES, FlatDump, MemoryRegion, MtreeDump
+
+__all__ = ["READONLY_ALIASES", "TERMINATING_PARENTS", "Knowledge", "Rule"]
+
+# Rule 4: i/o regions with subregions that QEMU creates with memory_region_init_io.
+TERMINATING_PARENTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^io$"), "the I/O address space root (physmem.c memory_map_init: init_io)"),
+    (re.compile(r"^rtc$"), "hw/rtc/mc146818rtc.c: memory_region_init_io, rtc-index inside"),
+    (
+        re.compile(r"^\S+ base BAR \d$"),
+        "VFIO base BAR: memory_region_init_io with NULL ops (hw/vfio/pci.c vfio_bar_register)",
+    ),
+    (
+        re.compile(r"^\S+ BAR \d$"),
+        "VFIO region: memory_region_init_io with vfio_region_ops (hw/vfio/region.c)",
+    ),
+)
+
+# Regions QEMU creates with memory_region_init (pure containers) that may print with no
+# visible subregion (their only child disabled and hidden, or nothing mapped yet).
+KNOWN_CONTAINERS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^bus master container$"), "hw/pci/pci.c pci_init_bus_master: memory_region_init"),
+    (re.compile(r"^pci_bridge_(pci|io)$"), "hw/pci/pci_bridge.c pci_bridge_initfn: memory_region_init"),
+    (re.compile(r"^system$"), "physmem.c memory_map_init: memory_region_init"),
+)
+
+# Aliases QEMU marks read-only with memory_region_set_readonly (invisible in the tree).
+READONLY_ALIASES: dict[str, str] = {
+    "pam-rom": "hw/pci-host/pam.c init_pam: memory_region_set_readonly(&mem->alias[0], true)",
+    "isa-bios": "hw/i386/x86.c x86_isa_bios_init: memory_region_set_readonly(isa_bios, true)",
+}
+
+# Regions msix_init (hw/pci/msix.c) adds to a BAR after the BAR's own regions: among
+# equal-priority siblings they were added last, so they render first.
+LATE_ADDED = re.compile(r"^msix-(table|pba)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A decision, why it was taken, and whether the text alone could not settle it."""
+
+    value: bool
+    reason: str
+    guess: bool = True
+
+
+OnOrder = Callable[[MemoryRegion, MemoryRegion, MemoryRegion, MemoryRegion, str], None]
+
+
+@dataclass
+class Knowledge:
+    """The facts rendering needs beyond the tree: rules plus what QEMU's flat view shows."""
+
+    flat_names: frozenset[str] = frozenset()  # names in QEMU's own flat view (rule 2)
+    _order: dict[int, tuple[MemoryRegion, ...]] = field(default_factory=dict)
+    _term: dict[int, Rule] = field(default_factory=dict)
+
+    @classmethod
+    def for_dump(cls, dump: MtreeDump, flats: Iterable[FlatDump] = ()) -> Knowledge:
+        names = {r.name for f in flats for v in f.views for r in v.ranges}
+        return cls(flat_names=frozenset(names))
+
+    def terminates(self, mr: MemoryRegion) -> Rule:
+        cached = self._term.get(id(mr))
+        if cached is None:
+            cached = self._term[id(mr)] = self._terminates(mr)
+        return cached
+
+    def _terminates(self, mr: MemoryRegion) -> Rule:
+        if mr.type in RAM_TYPES:
+            return Rule(True, "RAM, ROM, ROM device and RAM device regions terminate", False)
+        if mr.type[0] in "R-" and mr.type != "RW":
+            return Rule(True, "ROM or ROM device (type letters of QEMU <= 2.8)", False)
+        if mr.name in self.flat_names:
+            return Rule(True, "QEMU's own flat view of this machine shows it", False)
+        for pattern, why in KNOWN_CONTAINERS:
+            if pattern.match(mr.name):
+                return Rule(False, why)
+        for pattern, why in TERMINATING_PARENTS:
+            if pattern.match(mr.name):
+                return Rule(True, why)
+        if mr.subregions:
+            if self.flat_names:
+                return Rule(False, "pure container: never in QEMU's flat view of this machine")
+            return Rule(False, "an i/o region with subregions is a pure container "
+                        "(memory_region_init)")
+        return Rule(True, "an i/o leaf is MMIO (memory_region_init_io)")
+
+    def readonly(self, mr: MemoryRegion) -> Rule:
+        if mr.type == "rom":
+            return Rule(True, "printed as rom", False)
+        if mr.alias is not None and mr.name in READONLY_ALIASES:
+            return Rule(True, READONLY_ALIASES[mr.name])
+        return Rule(False, "not printed", False)
+
+    def render_order(self, mr: MemoryRegion, on_guess: OnOrder) -> tuple[MemoryRegion, ...]:
+        """Subregions in QEMU's list order (memory_region_update_container_subregions):
+        priority descending; among equal priorities the newest first, which the dump shows
+        only for siblings at the same address (print order sorts by address)."""
+        cached = self._order.get(id(mr))
+        if cached is not None:
+            return cached
+        subs = sorted(mr.subregions, key=lambda c: -c.priority)  # stable: print order
+        subs = _late_added_first(subs)
+        self._report_overlaps(mr, subs, on_guess)
+        self._order[id(mr)] = tuple(subs)
+        return self._order[id(mr)]
+
+    @staticmethod
+    def _report_overlaps(mr: MemoryRegion, subs: list[MemoryRegion], on_guess: OnOrder) -> None:
+        live = [c for c in subs if c.enabled and c.size]
+        for i, a in enumerate(live):
+            for b in live[i + 1 :]:
+                if b.priority != a.priority:
+                    break
+                if a.addr != b.addr and a.addr < b.addr + b.size and b.addr < a.addr + a.size:
+                    why = ("msix_init adds msix-table/msix-pba after the BAR's own regions"
+                           if LATE_ADDED.match(a.name) else "printed first")
+                    on_guess(mr, a, b, a, why)
+
+
+def _late_added_first(subs: list[MemoryRegion]) -> list[MemoryRegion]:
+    """Within each priority, put msix-table/msix-pba before their siblings."""
+    out: list[MemoryRegion] = []
+    i = 0
+    while i < len(subs):
+        j = i
+        while j < len(subs) and subs[j].priority == subs[i].priority:
+            j += 1
+        group = subs[i:j]
+        out.extend([c for c in group if LATE_ADDED.match(c.name)])
+        out.extend([c for c in group if not LATE_ADDED.match(c.name)])
+        i = j
+    return out
