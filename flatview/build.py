@@ -381,7 +381,8 @@ def _candidates(sections: list[MemoryRegion], alias: MemoryRegion) -> list[Memor
     assert alias.alias is not None
     lo, hi = alias.alias.offset, alias.alias.offset + alias.size
     inside = [
-        s for s in sections
+        s
+        for s in sections
         if any(c.enabled and c.addr < hi and lo < c.addr + c.size for c in s.subregions)
     ]
     return inside or sections[:1]

@@ -50,9 +50,8 @@ class Ambiguity:
 
     def __str__(self) -> str:
         names = ", ".join(f"{r.name!r} (line {r.line})" for r in self.regions)
-        return (
-            f"{self.kind}: {names} over {self.start:#x}-{self.end - 1:#x}: "
-            + " | ".join(self.outcomes)
+        return f"{self.kind}: {names} over {self.start:#x}-{self.end - 1:#x}: " + " | ".join(
+            self.outcomes
         )
 
 
@@ -133,8 +132,9 @@ class _Renderer:
         if self.terminates(mr):
             _fill_gaps(view, mr, base, clip, ro, nv)
 
-    def _order_guess(self, parent: MemoryRegion, a: MemoryRegion, b: MemoryRegion,
-                     chosen: MemoryRegion, why: str) -> None:
+    def _order_guess(
+        self, parent: MemoryRegion, a: MemoryRegion, b: MemoryRegion, chosen: MemoryRegion, why: str
+    ) -> None:
         key = (id(a), id(b))
         if key in self._seen_amb:
             return
@@ -156,8 +156,9 @@ class _Renderer:
         )
 
 
-def _fill_gaps(view: list[_Piece], mr: MemoryRegion, base: int, clip: tuple[int, int],
-               ro: bool, nv: bool) -> None:
+def _fill_gaps(
+    view: list[_Piece], mr: MemoryRegion, base: int, clip: tuple[int, int], ro: bool, nv: bool
+) -> None:
     """The gap-filling loop of render_memory_region (``flatview_insert`` of each hole)."""
     pos, end = clip
     off = pos - base

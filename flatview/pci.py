@@ -26,7 +26,9 @@ def table_size(vectors: int) -> int:
 
 
 def pba_size(vectors: int) -> int:
-    """Bytes of the Pending Bit Array: one bit per vector in 64-bit words (QEMU_ALIGN_UP(n, 64) / 8)."""
+    """Bytes of the Pending Bit Array: one bit per vector, in 64-bit words.
+
+    QEMU_ALIGN_UP(n, 64) / 8 in hw/vfio/pci.c; 8 * ceil(n / 64)."""
     return (vectors + 63) // 64 * 8
 
 

@@ -51,7 +51,10 @@ TERMINATING_PARENTS: tuple[tuple[re.Pattern[str], str], ...] = (
 # visible subregion (their only child disabled and hidden, or nothing mapped yet).
 KNOWN_CONTAINERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^bus master container$"), "hw/pci/pci.c pci_init_bus_master: memory_region_init"),
-    (re.compile(r"^pci_bridge_(pci|io)$"), "hw/pci/pci_bridge.c pci_bridge_initfn: memory_region_init"),
+    (
+        re.compile(r"^pci_bridge_(pci|io)$"),
+        "hw/pci/pci_bridge.c pci_bridge_initfn: memory_region_init",
+    ),
     (re.compile(r"^system$"), "physmem.c memory_map_init: memory_region_init"),
 )
 
@@ -113,8 +116,9 @@ class Knowledge:
         if mr.subregions:
             if self.flat_names:
                 return Rule(False, "pure container: never in QEMU's flat view of this machine")
-            return Rule(False, "an i/o region with subregions is a pure container "
-                        "(memory_region_init)")
+            return Rule(
+                False, "an i/o region with subregions is a pure container (memory_region_init)"
+            )
         return Rule(True, "an i/o leaf is MMIO (memory_region_init_io)")
 
     def readonly(self, mr: MemoryRegion) -> Rule:
@@ -145,8 +149,11 @@ class Knowledge:
                 if b.priority != a.priority:
                     break
                 if a.addr != b.addr and a.addr < b.addr + b.size and b.addr < a.addr + a.size:
-                    why = ("msix_init adds msix-table/msix-pba after the BAR's own regions"
-                           if LATE_ADDED.match(a.name) else "printed first")
+                    why = (
+                        "msix_init adds msix-table/msix-pba after the BAR's own regions"
+                        if LATE_ADDED.match(a.name)
+                        else "printed first"
+                    )
                     on_guess(mr, a, b, a, why)
 
 
