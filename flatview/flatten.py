@@ -60,6 +60,8 @@ class FlattenResult:
     views: tuple[FlatView, ...]
     guesses: tuple[Guess, ...] = ()
     ambiguities: tuple[Ambiguity, ...] = ()
+    # id(MemoryRegion) -> [(view index, start, end)]: where each region was rendered
+    placements: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- render
@@ -87,6 +89,8 @@ class _Renderer:
     guesses: dict[tuple[int, str], Guess] = field(default_factory=dict)
     ambiguities: list[Ambiguity] = field(default_factory=list)
     _seen_amb: set[tuple[int, int]] = field(default_factory=set)
+    placements: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
+    view_index: int = 0
 
     def terminates(self, mr: MemoryRegion) -> bool:
         decision = self.know.terminates(mr)
@@ -122,6 +126,8 @@ class _Renderer:
         if not (lo <= clip[0] < hi or clip[0] <= lo < clip[1]):
             return  # int128 "intersects"
         clip = (max(lo, clip[0]), min(hi, clip[1]))
+        if clip[0] < clip[1]:
+            self.placements.setdefault(id(mr), []).append((self.view_index, *clip))
         if mr.alias is not None:
             target = mr.alias.target
             if target is not None:
@@ -285,6 +291,7 @@ def flatten(dump: MtreeDump, know: Knowledge | None = None) -> FlattenResult:
             views.append(FlatView(tuple(ases), None, (), number, rendered=False))
             continue
         pieces: list[_Piece] = []
+        r.view_index = len(views)
         r.render(pieces, fv_root, 0, (0, U64), False, False)
         ranges = tuple(_to_range(p) for p in _simplify(pieces))
         views.append(FlatView(tuple(ases), fv_root.name, ranges, number, rendered=bool(ranges)))
@@ -293,7 +300,10 @@ def flatten(dump: MtreeDump, know: Knowledge | None = None) -> FlattenResult:
         for sec in dump.sections:
             if sec.root is not None:
                 pieces = []
+                r.view_index = len(views)
                 r.render(pieces, sec.root, 0, (0, U64), False, False)
                 ranges = tuple(_to_range(p) for p in _simplify(pieces))
                 views.append(FlatView((), sec.name, ranges, len(views), rendered=bool(ranges)))
-    return FlattenResult(tuple(views), tuple(r.guesses.values()), tuple(r.ambiguities))
+    return FlattenResult(
+        tuple(views), tuple(r.guesses.values()), tuple(r.ambiguities), r.placements
+    )

@@ -137,8 +137,7 @@ def _bar_line(cur: _Device | None, loc: SourceLocation, line: str) -> None:
     if m is None:
         raise SourceError(loc, "cannot read info pci BAR line", line)
     if cur is None:
-        raise SourceError(loc, "BAR line before any 'Bus N, device N, function N:' line",
-                          line)
+        raise SourceError(loc, "BAR line before any 'Bus N, device N, function N:' line", line)
     index = int(m["index"])
     if index == _ROM_BAR:
         return
@@ -195,7 +194,7 @@ def parse_query_pci(obj: Any, file: str = "<query-pci>") -> list[PciDevice]:
     loc = SourceLocation(file)
     buses = obj.get("return") if isinstance(obj, dict) else obj
     if not isinstance(buses, list):
-        raise SourceError(loc, "query-pci: expected a list of buses or {\"return\": [...]}")
+        raise SourceError(loc, 'query-pci: expected a list of buses or {"return": [...]}')
     devices = [
         _qmp_device(dev, loc)
         for bus in buses
@@ -220,8 +219,7 @@ def _walk(devices: list[Any], loc: SourceLocation) -> Iterator[dict[str, Any]]:
 _NO_DEFAULT = object()
 
 
-def _member(obj: Any, key: str, kind: type, loc: SourceLocation,
-            default: Any = _NO_DEFAULT) -> Any:
+def _member(obj: Any, key: str, kind: type, loc: SourceLocation, default: Any = _NO_DEFAULT) -> Any:
     """``obj[key]`` checked to be a ``kind``; ``default`` when absent, if given."""
     if not isinstance(obj, dict):
         raise SourceError(loc, f"query-pci: expected an object holding {key!r}")
@@ -235,8 +233,11 @@ def _member(obj: Any, key: str, kind: type, loc: SourceLocation,
 
 def _qmp_device(dev: dict[str, Any], loc: SourceLocation) -> PciDevice:
     """A PciDevice from one ``PciDeviceInfo``."""
-    address = _address(_member(dev, "bus", int, loc), _member(dev, "slot", int, loc),
-                       _member(dev, "function", int, loc))
+    address = _address(
+        _member(dev, "bus", int, loc),
+        _member(dev, "slot", int, loc),
+        _member(dev, "function", int, loc),
+    )
     class_info = _member(dev, "class_info", dict, loc)
     ids = _member(dev, "id", dict, loc)
     regions = _member(dev, "regions", list, loc, [])

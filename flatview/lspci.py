@@ -148,8 +148,9 @@ def parse_lspci(text: str, file: str = "<lspci>") -> list[PciDevice]:
     return done
 
 
-def _feed(cur: _Device | None, done: list[PciDevice], file: str, no: int,
-          line: str) -> _Device | None:
+def _feed(
+    cur: _Device | None, done: list[PciDevice], file: str, no: int, line: str
+) -> _Device | None:
     """Apply one line; return the device now being read."""
     header = _HEADER.match(line)
     if header:
@@ -194,8 +195,13 @@ def _start_header(m: re.Match[str], no: int, line: str) -> _Device:
     """A device from its show_slot_name/show_terse header line."""
     domain = (m["domain"] or "0000").lower().rjust(4, "0")
     address = f"{domain}:{m['bus'].lower()}:{m['dev'].lower()}.{m['fn']}"
-    return _Device(address=address, line=no, text=_BLANKS.sub(" ", m["text"].strip()),
-                   wrap_left=_WRAP_LINES, wrap_width=len(line))
+    return _Device(
+        address=address,
+        line=no,
+        text=_BLANKS.sub(" ", m["text"].strip()),
+        wrap_left=_WRAP_LINES,
+        wrap_width=len(line),
+    )
 
 
 def _continues_header(cur: _Device, line: str, body: str) -> bool:
@@ -223,8 +229,14 @@ def _needs_new_device(cur: _Device, index: int | None) -> bool:
     return index is not None and index < cur.next_slot and bool(cur.bars)
 
 
-def _region(cur: _Device | None, done: list[PciDevice], loc: SourceLocation, indent: int,
-            body: str, line: str) -> _Device:
+def _region(
+    cur: _Device | None,
+    done: list[PciDevice],
+    loc: SourceLocation,
+    indent: int,
+    body: str,
+    line: str,
+) -> _Device:
     """A show_bases line: add the BAR to the current device (or a new one)."""
     if cur is not None and cur.cap_indent is not None and indent > cur.cap_indent:
         return cur  # a BAR inside a capability: SR-IOV VF BARs (ls-ecaps.c cap_sriov)
@@ -241,8 +253,9 @@ def _region(cur: _Device | None, done: list[PciDevice], loc: SourceLocation, ind
     return cur
 
 
-def _make_bar(m: re.Match[str], index: int, inferred: bool, loc: SourceLocation,
-              line: str) -> PciBar:
+def _make_bar(
+    m: re.Match[str], index: int, inferred: bool, loc: SourceLocation, line: str
+) -> PciBar:
     """A PciBar from a matched show_bases line."""
     if index >= _BAR_SLOTS:
         what = "more than 6 BAR registers" if inferred else f"BAR index {index} is not 0..5"
@@ -267,8 +280,14 @@ def _address(text: str) -> int | None:
     return None if text.startswith("<") else int(text, 16)
 
 
-def _msix_head(cur: _Device | None, done: list[PciDevice], loc: SourceLocation,
-               indent: int, body: str, line: str) -> _Device:
+def _msix_head(
+    cur: _Device | None,
+    done: list[PciDevice],
+    loc: SourceLocation,
+    indent: int,
+    body: str,
+    line: str,
+) -> _Device:
     """The cap_msix capability line: opens an MSI-X block."""
     m = _MSIX.match(body)
     if m is None:

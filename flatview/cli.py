@@ -1,0 +1,211 @@
+"""The ``flatview`` command line: argument handling only, the work is in flatview.api.
+
+Exit status: 0 fine, 1 a finding (a mismatch, a regression), 2 a usage or input error
+(one line on stderr naming the file, line and offending text; never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__, api
+from .errors import FlatviewError, UsageError
+from .model import FlatDump, MemoryRegion, MtreeDump, walk
+from .render import json as json_render
+from .render import qemu as qemu_render
+from .render import table as table_render
+
+EXIT_OK = 0
+EXIT_FINDING = 1
+EXIT_ERROR = 2
+
+Command = Callable[[argparse.Namespace], tuple[str, int]]
+
+
+def _add_input(p: argparse.ArgumentParser, many: bool = False) -> None:
+    if many:
+        p.add_argument("files", nargs="+", metavar="FILE", help="dump files ('-' for stdin)")
+    else:
+        p.add_argument("file", metavar="FILE", help="dump file ('-' for stdin)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="flatview",
+        description="Read QEMU 'info mtree' dumps, recompute FlatViews, and advise on VFIO "
+        "MSI-X relocation.",
+    )
+    ap.add_argument("--version", action="version", version=f"flatview {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("parse", help="read dumps and summarise them")
+    _add_input(p)
+    p.add_argument(
+        "--format",
+        choices=("table", "qemu"),
+        default="table",
+        help="table summary (default) or the dumps printed back in QEMU's format",
+    )
+
+    p = sub.add_parser("flatten", help="recompute the FlatViews of an 'info mtree' tree")
+    _add_input(p)
+    p.add_argument(
+        "--format",
+        choices=("qemu", "table"),
+        default="qemu",
+        help="QEMU's 'info mtree -f' layout (default) or a table per view",
+    )
+    p.add_argument(
+        "--as",
+        dest="address_spaces",
+        action="append",
+        metavar="NAME",
+        help="only the views of these address spaces (repeatable)",
+    )
+    p.add_argument(
+        "--region",
+        metavar="NAME",
+        help="which parts of this region are visible, and what shadows the rest",
+    )
+    p.add_argument(
+        "--no-learn",
+        action="store_true",
+        help="ignore QEMU's own flat view in the input when deciding what terminates",
+    )
+
+    p = sub.add_parser("check", help="compare recomputed FlatViews with QEMU's own 'info mtree -f'")
+    _add_input(p, many=True)
+    p.add_argument(
+        "--no-learn",
+        action="store_true",
+        help="do not learn from QEMU's flat view; test flatview's rules alone",
+    )
+    return ap
+
+
+def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
+    trees, flats = api.split_kinds(dumps)
+    if not trees:
+        raise UsageError("no 'info mtree' tree in the input (flatten needs a tree)")
+    return trees[0], flats
+
+
+def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
+    dumps = api.load(args.file)
+    if args.json:
+        payload = {"dumps": [json_render.to_data(d) for d in dumps]}
+        return json_render.dumps_json("parse", payload), EXIT_OK
+    if args.format == "qemu":
+        return "\n".join(qemu_render.format_dump(d) for d in dumps), EXIT_OK
+    lines = [table_render.dump_summary(dumps)]
+    for d in dumps:
+        lines.extend(getattr(d, "diagnostics", ()))
+    return "\n".join(lines) + "\n", EXIT_OK
+
+
+def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
+    tree, flats = _tree_and_flats(api.load(args.file))
+    result = api.flatten(tree, [] if args.no_learn else flats)
+    views = result.views
+    if args.address_spaces:
+        wanted = set(args.address_spaces)
+        views = tuple(v for v in views if wanted & set(v.names) or v.root in wanted)
+        if not views:
+            raise UsageError(f"no address space named {', '.join(sorted(wanted))}")
+    if args.region:
+        from .visibility import visibility
+
+        vis = visibility(tree, result, args.region)
+        if args.json:
+            return json_render.dumps_json("flatten", {"visibility": vis}), EXIT_OK
+        return table_render.visibility_text(vis), EXIT_OK
+    if args.json:
+        payload = json_render.to_data(result)
+        payload["views"] = [json_render.flatview(v) for v in views]
+        return json_render.dumps_json("flatten", payload), EXIT_OK
+    if args.format == "qemu":
+        out = "".join(
+            "\n".join(qemu_render.format_flatview(v, _flat_variant(tree, flats))) + "\n\n"
+            for v in views
+        )
+    else:
+        parents = _parents(tree)
+        out = "".join(
+            f"FlatView #{v.number}: {', '.join(v.names)} (root {v.root or '(none)'})\n"
+            + (table_render.flatten_table(v, parents) if v.ranges else "  No rendered FlatView")
+            + "\n\n"
+            for v in views
+        )
+    notes = table_render.guesses_text(result)
+    return out + "".join(f"# {n}\n" for n in notes), EXIT_OK
+
+
+def _flat_variant(tree: MtreeDump, flats: list[FlatDump]):
+    """Print in the layout of the QEMU that printed the input."""
+    return flats[0].variant if flats else None
+
+
+def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
+    parents: dict[int, MemoryRegion] = {}
+    for root in tree.roots():
+        for mr, _ in walk(root):
+            for c in mr.subregions:
+                parents.setdefault(id(c), mr)
+    return parents
+
+
+def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
+    dumps = [d for f in args.files for d in api.load(f)]
+    trees, flats = api.split_kinds(dumps)
+    if len(trees) != len(flats) or not trees:
+        raise UsageError(
+            f"check needs 'info mtree' and 'info mtree -f' of the same machine in pairs; "
+            f"got {len(trees)} tree(s) and {len(flats)} flat view dump(s)"
+        )
+    reports = [api.check(t, f, learn=not args.no_learn) for t, f in zip(trees, flats, strict=True)]
+    bad = any(not r.ok for r in reports)
+    if args.json:
+        payload = {"ok": not bad, "pairs": [json_render.to_data(r) for r in reports]}
+        return json_render.dumps_json("check", payload), EXIT_FINDING if bad else EXIT_OK
+    lines = []
+    for t, f, r in zip(trees, flats, reports, strict=True):
+        lines.append(
+            f"{t.file}:{t.line} vs {f.file}:{f.line}: {r.views_compared} flat views, "
+            f"{r.ranges_compared} ranges compared, {len(r.mismatches)} mismatch(es)"
+        )
+        lines.extend(table_render.mismatch_text(r))
+        lines.extend(table_render.guesses_text(r.result))
+    lines.append("FAIL" if bad else "OK")
+    return "\n".join(lines) + "\n", EXIT_FINDING if bad else EXIT_OK
+
+
+COMMANDS: dict[str, Command] = {
+    "parse": cmd_parse,
+    "flatten": cmd_flatten,
+    "check": cmd_check,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        out, status = COMMANDS[args.command](args)
+    except FlatviewError as exc:
+        print(f"flatview: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except RecursionError:
+        print("flatview: region tree too deep to render", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        sys.stdout.write(out)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `flatview ... | head`
+        sys.stderr.close()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
