@@ -13,10 +13,10 @@ Order of the ``terminates`` rules (first match wins):
    regions ever become FlatRanges.  (Learned when the input also holds ``-f``.)
 3. A name QEMU's flat view of the same machine never shows, for a region whose whole
    span QEMU rendered with other regions' ranges, is a pure container.  (Learned.)
-4. Known terminating parents: the I/O root ``io`` (physmem.c memory_map_init:
-   memory_region_init_io with unassigned_io_ops), VFIO ``<bdf> base BAR N`` and
-   ``<bdf> BAR N`` (hw/vfio/pci.c vfio_bar_register / vfio_region_setup:
-   memory_region_init_io), bridge I/O spaces ``pci_bridge_io`` (hw/pci/pci_bridge.c).
+4. Known pure containers (``KNOWN_CONTAINERS``) and known terminating parents
+   (``TERMINATING_PARENTS``: ``io``, ``rtc``, VFIO ``<bdf> base BAR N`` and
+   ``<bdf> BAR N``, gpex windows, VT-d IOMMU regions), read from QEMU's source
+   (docs/qemu-source-notes.md, Q4).
 5. An ``i/o`` region with subregions is a pure container (memory_region_init): device
    BAR containers (``e1000e-msix``, ``virtio-pci``, ``nvme-bar0``, ``xhci``), ``pci``,
    ``system``, ``bus master container``...  A guess, listed.
@@ -33,7 +33,8 @@ from .model import RAM_TYPES, FlatDump, MemoryRegion, MtreeDump
 
 __all__ = ["READONLY_ALIASES", "TERMINATING_PARENTS", "Knowledge", "Rule"]
 
-# Rule 4: i/o regions with subregions that QEMU creates with memory_region_init_io.
+# Rule 4: i/o regions with subregions that QEMU creates with memory_region_init_io (or
+# init_iommu): they fill their own holes.  Sources: docs/qemu-source-notes.md, Q4.
 TERMINATING_PARENTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^io$"), "the I/O address space root (physmem.c memory_map_init: init_io)"),
     (re.compile(r"^rtc$"), "hw/rtc/mc146818rtc.c: memory_region_init_io, rtc-index inside"),
@@ -43,19 +44,34 @@ TERMINATING_PARENTS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (
         re.compile(r"^\S+ BAR \d$"),
-        "VFIO region: memory_region_init_io with vfio_region_ops (hw/vfio/region.c)",
+        "VFIO region: memory_region_init_io with vfio_region_ops (hw/vfio/common.c "
+        "vfio_region_setup)",
     ),
+    (
+        re.compile(r"^gpex_(mmio|ioport)_window$"),
+        "hw/pci-host/gpex.c gpex_host_realize: init_io with unassigned_io_ops",
+    ),
+    (re.compile(r"^vtd-.*-dmar$"), "hw/i386/intel_iommu.c: memory_region_init_iommu"),
 )
 
-# Regions QEMU creates with memory_region_init (pure containers) that may print with no
-# visible subregion (their only child disabled and hidden, or nothing mapped yet).
+# Regions QEMU creates with memory_region_init (pure containers), listed because some
+# print with no visible subregion (their only child disabled and hidden, nothing mapped
+# yet, or none at all, like e1000e-flash) and would otherwise pass for MMIO leaves.
 KNOWN_CONTAINERS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^bus master container$"), "hw/pci/pci.c pci_init_bus_master: memory_region_init"),
-    (
-        re.compile(r"^pci_bridge_(pci|io)$"),
-        "hw/pci/pci_bridge.c pci_bridge_initfn: memory_region_init",
-    ),
     (re.compile(r"^system$"), "physmem.c memory_map_init: memory_region_init"),
+    (re.compile(r"^pci$"), "hw/i386/pc_q35.c / pc_piix.c: memory_region_init"),
+    (re.compile(r"^bus master container$"), "hw/pci/pci.c do_pci_register_device"),
+    (re.compile(r"^pci_bridge_(pci|io)$"), "hw/pci/pci_bridge.c pci_bridge_initfn"),
+    (re.compile(r"^e1000e-flash$"), "hw/net/e1000e.c e1000e_pci_realize: memory_region_init"),
+    (re.compile(r"^(virtio-pci-io|shpc-bar)$"), "hw/virtio/virtio-pci.c, hw/pci-bridge"),
+    (re.compile(r"^(platform bus|gpex_mmio|gpex_ioport)$"), "hw/core/platform-bus.c, gpex.c"),
+    (re.compile(r"^pci@\S+\.(mmio|io|iommu-root)$"), "hw/ppc/spapr_pci.c spapr_phb_realize"),
+    (
+        re.compile(r"^(memory|mem-container-smram|smram)$"),
+        "x86 SMM containers (tcg-cpu.c, kvm.c, q35.c)",
+    ),
+    (re.compile(r"^(vtd-nodmar|vtd-[0-9a-f]{2}\.\d(-pasid-\d+)?)$"), "hw/i386/intel_iommu.c"),
+    (re.compile(r"^tce-root-"), "hw/ppc/spapr_iommu.c"),
 )
 
 # Aliases QEMU marks read-only with memory_region_set_readonly (invisible in the tree).
@@ -91,8 +107,16 @@ class Knowledge:
 
     @classmethod
     def for_dump(cls, dump: MtreeDump, flats: Iterable[FlatDump] = ()) -> Knowledge:
-        names = {r.name for f in flats for v in f.views for r in v.ranges}
-        return cls(flat_names=frozenset(names))
+        """Learn from QEMU's flat views: a name shown there terminates, unless a leaf of
+        the same name explains it (names repeat: the legacy `virtio-pci` I/O BAR is an
+        MMIO leaf, the modern `virtio-pci` BAR a container)."""
+        shown = {r.name for f in flats for v in f.views for r in v.ranges}
+        if not shown:
+            return cls()
+        leaves = {mr.name for mr, _ in dump.regions() if not mr.subregions and not mr.alias}
+        parents = {mr.name for mr, _ in dump.regions() if mr.subregions}
+        learned = {n for n in shown if n not in parents or n not in leaves}
+        return cls(flat_names=frozenset(learned))
 
     def terminates(self, mr: MemoryRegion) -> Rule:
         cached = self._term.get(id(mr))
