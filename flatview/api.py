@@ -19,9 +19,20 @@ from .errors import SourceError, SourceLocation, UsageError
 from .flatten import FlattenResult
 from .flatten import flatten as _flatten
 from .model import Dump, FlatDump, MtreeDump
+from .pci import PciDevice
 from .terminates import Knowledge
 
-__all__ = ["check", "flatten", "load", "parse_text", "read_text", "split_kinds"]
+__all__ = [
+    "advise",
+    "bundled_sample",
+    "check",
+    "flatten",
+    "load",
+    "parse_page_sizes",
+    "parse_text",
+    "read_text",
+    "split_kinds",
+]
 
 
 def read_text(path: str) -> str:
@@ -62,3 +73,81 @@ def check(tree: MtreeDump, flat: FlatDump, learn: bool = True) -> CheckReport:
     """Compare the FlatViews recomputed from ``tree`` with QEMU's printed ``flat``."""
     result = flatten(tree, [flat] if learn else [])
     return compare(result, flat)
+
+
+BUNDLED = "seed003-sas3008.txt"
+
+
+def bundled_sample() -> tuple[str, str]:
+    """The sample shipped in the package: seed 003, the SAS3008 relocation thread."""
+    from importlib.resources import files
+
+    return files("flatview.data").joinpath(BUNDLED).read_text(encoding="utf-8"), BUNDLED
+
+
+def parse_page_sizes(values: Iterable[str]) -> list[int]:
+    """``4K``, ``16K``, ``64K``, ``65536``, comma-separated or repeated."""
+    out: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            text = part.strip().upper().removesuffix("B")
+            mult = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+            digits = text[:-1] if mult > 1 else text
+            if not digits.isdigit() or int(digits) * mult <= 0:
+                raise UsageError(f"--page-size: {part!r} is not a size like 4K, 16K or 64K")
+            size = int(digits) * mult
+            if size & (size - 1):
+                raise UsageError(f"--page-size: {part!r} is not a power of two")
+            out.append(size)
+    return list(dict.fromkeys(out))
+
+
+def gather_devices(text: str, name: str, extra_pci: Iterable[PciDevice] = ()):
+    """Dumps and PCI listings of one input, reconciled into assigned devices."""
+    from .devices import gather, system_view
+    from .lspci import parse_lspci
+
+    try:
+        dumps = parse_text(text, name)
+    except SourceError as exc:
+        if "no 'info mtree' dump found" not in exc.msg and "empty input" not in exc.msg:
+            raise
+        dumps = []
+    pci = list(extra_pci)
+    try:
+        pci = parse_lspci(text, name) + pci
+    except SourceError as exc:
+        if "no lspci device information" not in exc.msg or not (dumps or pci):
+            raise
+    trees, flats = split_kinds(dumps)
+    view = system_view(flats[0].views) if flats else None
+    tree = trees[0] if trees else None
+    flattened = flatten(tree, flats[:1]) if tree is not None else None
+    if view is None and flattened is not None:
+        view = system_view(flattened.views)
+    facts = gather(view=view, tree=tree, flattened=flattened, pci=pci)
+    kvm = bool(flats and flats[0].variant.accel_labels)
+    return facts, view, kvm
+
+
+def advise(
+    text: str,
+    name: str,
+    page_sizes: Iterable[int],
+    *,
+    extra_pci=(),
+    devices: Iterable[str] = (),
+    era: str = "E2",
+):
+    """The advisor on one input (dumps and/or lspci text)."""
+    from .advisor import advise as _advise
+
+    facts, view, kvm = gather_devices(text, name, extra_pci)
+    wanted = {d if d.count(":") == 2 else f"0000:{d}" for d in devices}
+    if wanted:
+        facts = [f for f in facts if f.device.address in wanted]
+        if not facts:
+            raise UsageError(f"no assigned device {', '.join(sorted(wanted))} in the input")
+    if not facts:
+        raise UsageError(f"{name}: no VFIO-assigned device and no PCI device with MSI-X found")
+    return _advise(facts, list(page_sizes), era=era, view=view, kvm_labels=kvm), facts

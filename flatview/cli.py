@@ -16,6 +16,7 @@ from .model import FlatDump, MemoryRegion, MtreeDump, walk
 from .render import json as json_render
 from .render import qemu as qemu_render
 from .render import table as table_render
+from .vfio import OPTIONS, kernel_era
 
 EXIT_OK = 0
 EXIT_FINDING = 1
@@ -74,6 +75,63 @@ def _parser() -> argparse.ArgumentParser:
         "--no-learn",
         action="store_true",
         help="ignore QEMU's own flat view in the input when deciding what terminates",
+    )
+
+    p = sub.add_parser("advise", help="MSI-X page loss and relocation options per device")
+    p.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="?",
+        help="dumps and/or lspci text ('-' for stdin; default: the bundled SAS3008 "
+        "sample at 64K pages)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--lspci",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="lspci -vvv output (host or guest), repeatable",
+    )
+    p.add_argument(
+        "--info-pci",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="QEMU 'info pci' output, repeatable",
+    )
+    p.add_argument(
+        "--page-size",
+        action="append",
+        default=[],
+        metavar="SIZE",
+        help="host page size(s): 4K, 16K, 64K (repeatable or comma-separated; default 4K)",
+    )
+    p.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="BDF",
+        help="only this host device (repeatable)",
+    )
+    p.add_argument(
+        "--kernel",
+        default="6.1",
+        metavar="VERSION",
+        help="host kernel version (before 4.16 the MSI-X table page cannot be "
+        "mmap'd; default %(default)s)",
+    )
+    p.add_argument(
+        "--emit-mtree",
+        metavar="OPTION",
+        choices=OPTIONS,
+        help="print the simulated 'info mtree' for an x-msix-relocation option",
+    )
+    p.add_argument(
+        "--emit-flat",
+        metavar="OPTION",
+        choices=OPTIONS,
+        help="print the simulated 'info mtree -f' for an x-msix-relocation option",
     )
 
     p = sub.add_parser("check", help="compare recomputed FlatViews with QEMU's own 'info mtree -f'")
@@ -157,6 +215,39 @@ def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
     return parents
 
 
+def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
+    from .advisor import simulate
+    from .infopci import parse_info_pci
+    from .lspci import parse_lspci
+    from .render import advice as advice_render
+
+    if args.file is None:
+        text, name = api.bundled_sample()
+        sizes = api.parse_page_sizes(args.page_size or ["64K"])
+    else:
+        text, name = api.read_text(args.file), args.file
+        sizes = api.parse_page_sizes(args.page_size or ["4K"])
+    extra = [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
+    extra += [d for f in args.info_pci for d in parse_info_pci(api.read_text(f), f)]
+    era = kernel_era(args.kernel)
+    advice, facts = api.advise(text, name, sizes, extra_pci=extra, devices=args.device, era=era)
+    option = args.emit_mtree or args.emit_flat
+    if option:
+        out = []
+        for f in facts:
+            reloc, tree, view = simulate(f, option, sizes[0], era)
+            if tree is None or view is None:
+                raise UsageError(f"x-msix-relocation={option}: {reloc.error}")
+            if args.emit_mtree:
+                out.append(qemu_render.format_mtree(tree))
+            else:
+                out.append("\n".join(qemu_render.format_flatview(view)) + "\n\n")
+        return "".join(out), EXIT_OK
+    if args.json:
+        return json_render.dumps_json("advise", advice_render.advice_data(advice)), EXIT_OK
+    return advice_render.advice_text(advice), EXIT_OK
+
+
 def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
     dumps = [d for f in args.files for d in api.load(f)]
     trees, flats = api.split_kinds(dumps)
@@ -186,6 +277,7 @@ COMMANDS: dict[str, Command] = {
     "parse": cmd_parse,
     "flatten": cmd_flatten,
     "check": cmd_check,
+    "advise": cmd_advise,
 }
 
 

@@ -75,6 +75,15 @@ class MsixCapability:
     def pba_size(self) -> int:
         return pba_size(self.vectors)
 
+    def dedicated_bar(self, bar_size: int) -> int | None:
+        """The BAR index if that BAR holds nothing but MSI-X: table at 0, the PBA in the same
+        BAR, and the BAR just large enough for both (pow2ceil of the PBA end), like the
+        I350's BAR3 in seed 000 or QEMU's own msix_init_exclusive_bar."""
+        if self.table_bar != self.pba_bar or self.table_offset != 0:
+            return None
+        end = max(self.table_size, self.pba_offset + self.pba_size)
+        return self.table_bar if bar_size <= 1 << (end - 1).bit_length() else None
+
 
 @dataclass(frozen=True, slots=True)
 class PciDevice:
