@@ -143,6 +143,7 @@ class DeviceFacts:
     relocated_to: int | None = None  # BAR index the dump shows MSI-X relocated to
     notes: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    emulated: bool = False  # a QEMU-emulated device: simulated as if assigned
 
 
 def _norm_bdf(addr: str) -> str:
