@@ -192,16 +192,24 @@ def _one(
             guest[b.index], gsize[b.index] = b.guest_base, b.guest_size
             if b.host_size:
                 host[b.index] = b.host_size
+    io_bars: set[int] = set()
+    io_views = (
+        {i for i, v in enumerate(flattened.views) if "I/O" in v.names or v.root == "io"}
+        if flattened is not None
+        else set()
+    )
     for k, t in tb.items():
         gsize[k] = t.base.size
         if t.host_size:
             host[k] = t.host_size
-        if k not in guest and flattened is not None:
-            spots = flattened.placements.get(id(t.base), ())
-            if spots:
-                guest[k] = spots[0][1]
+        spots = flattened.placements.get(id(t.base), ()) if flattened is not None else ()
+        mem_spots = [sp for sp in spots if sp[0] not in io_views]
+        if spots and not mem_spots:  # rendered only in the I/O address space
+            io_bars.add(k)
+        elif k not in guest and mem_spots:
+            guest[k] = mem_spots[0][1]
     matches = [d for d in pci if _describes(d, bdf, set(guest.values()))]
-    bars = _merge_bars(host, guest, matches, notes)
+    bars = _merge_bars(host, guest, matches, notes, io_bars)
     table_k, pba_k = _msix_from_dump(obs, tb)
     observed_msix = _observed_msix(table_k, pba_k, gsize)
     relocated = None
@@ -240,7 +248,11 @@ def _describes(d: PciDevice, bdf: str, guest_bases: set[int]) -> bool:
 
 
 def _merge_bars(
-    host: dict[int, int], guest: dict[int, int], matches: list[PciDevice], notes: list[str]
+    host: dict[int, int],
+    guest: dict[int, int],
+    matches: list[PciDevice],
+    notes: list[str],
+    io_bars: set[int],
 ) -> tuple[PciBar, ...]:
     """Host BARs: indices and sizes from the dump, types from lspci / info pci."""
     typed: dict[int, PciBar] = {}
@@ -260,17 +272,18 @@ def _merge_bars(
         t = typed.get(k)
         if t is not None and t.size and t.size != size and not t.is_io:
             notes.append(f"BAR {k}: {t.source} says {t.size:#x} bytes, the dump {size:#x}")
+        is_io = t.is_io if t else k in io_bars
         out[k] = PciBar(
             k,
             size,
-            t.is_io if t else False,
+            is_io,
             t.is_64bit if t else False,
             t.prefetchable if t else False,
-            guest.get(k),
+            None if is_io else guest.get(k),
             "dump",
         )
-        if t is None:
-            notes.append(f"BAR {k}: type unknown (no lspci/info pci): assumed 32-bit memory")
+        if t is None and not is_io:
+            notes.append(f"BAR {k}: width unknown (no lspci/info pci): assumed 32-bit")
     for k, t in typed.items():
         if k not in out and (t.is_io or not host):
             out[k] = t
