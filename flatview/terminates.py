@@ -52,6 +52,10 @@ TERMINATING_PARENTS: tuple[tuple[re.Pattern[str], str], ...] = (
         "hw/pci-host/gpex.c gpex_host_realize: init_io with unassigned_io_ops",
     ),
     (re.compile(r"^vtd-.*-dmar$"), "hw/i386/intel_iommu.c: memory_region_init_iommu"),
+    (
+        re.compile(r"^(vga\.mmio|bochs-display-mmio)$"),
+        "hw/display/vga-pci.c, bochs-display.c: init_io with unassigned_io_ops",
+    ),
 )
 
 # Regions QEMU creates with memory_region_init (pure containers), listed because some
@@ -72,6 +76,7 @@ KNOWN_CONTAINERS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (re.compile(r"^(vtd-nodmar|vtd-[0-9a-f]{2}\.\d(-pasid-\d+)?)$"), "hw/i386/intel_iommu.c"),
     (re.compile(r"^tce-root-"), "hw/ppc/spapr_iommu.c"),
+    (re.compile(r"^memhp container$"), "hw/acpi/memory_hotplug.c acpi_memory_hotplug_init"),
 )
 
 # Aliases QEMU marks read-only with memory_region_set_readonly (invisible in the tree).
