@@ -133,29 +133,48 @@ class _Renderer:
             if target is not None:
                 self.render(view, target, base - target.addr - mr.alias.offset, clip, ro, nv)
             return
-        for child in self.know.render_order(mr, self._order_guess):
+        for child in self.know.render_order(mr):
             self.render(view, child, base, clip, ro, nv)
+        for first, other, why in self.know.overlaps(mr):
+            self._check_overlap(mr, first, other, why, base, clip)
         if self.terminates(mr):
             _fill_gaps(view, mr, base, clip, ro, nv)
 
-    def _order_guess(
-        self, parent: MemoryRegion, a: MemoryRegion, b: MemoryRegion, chosen: MemoryRegion, why: str
+    def _check_overlap(
+        self,
+        parent: MemoryRegion,
+        first: MemoryRegion,
+        other: MemoryRegion,
+        why: str,
+        base: int,
+        clip: tuple[int, int],
     ) -> None:
-        key = (id(a), id(b))
+        """Report an equal-priority overlap only where both siblings would render something
+        (spec §4 A): then the dump cannot tell which one the guest sees."""
+        key = (id(first), id(other))
         if key in self._seen_amb:
             return
+        lo = max(base + first.addr, base + other.addr, clip[0])
+        hi = min(base + first.addr + first.size, base + other.addr + other.size, clip[1])
+        if lo >= hi:
+            return
+        scratch = _Renderer(self.know)
+        shows = []
+        for sib in (first, other):
+            pieces: list[_Piece] = []
+            scratch.render(pieces, sib, base, (lo, hi), False, False)
+            shows.append(pieces)
+        if not all(shows):
+            return
         self._seen_amb.add(key)
-        lo = max(a.addr, b.addr)
-        hi = min(a.addr + a.size, b.addr + b.size)
-        other = b if chosen is a else a
         self.ambiguities.append(
             Ambiguity(
                 "equal-priority overlap",
-                (a, b),
-                parent.start + lo,
-                parent.start + hi,
+                (first, other),
+                lo,
+                hi,
                 (
-                    f"{chosen.name!r} wins ({why})",
+                    f"{first.name!r} wins ({why})",
                     f"{other.name!r} wins if it was added to {parent.name!r} last",
                 ),
             )

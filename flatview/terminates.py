@@ -26,7 +26,7 @@ Order of the ``terminates`` rules (first match wins):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .model import RAM_TYPES, FlatDump, MemoryRegion, MtreeDump
@@ -99,7 +99,7 @@ class Rule:
     guess: bool = True
 
 
-OnOrder = Callable[[MemoryRegion, MemoryRegion, MemoryRegion, MemoryRegion, str], None]
+Overlap = tuple[MemoryRegion, MemoryRegion, str]  # (rendered first, other, why first)
 
 
 @dataclass
@@ -109,6 +109,7 @@ class Knowledge:
     flat_names: frozenset[str] = frozenset()  # names in QEMU's own flat view (rule 2)
     _order: dict[int, tuple[MemoryRegion, ...]] = field(default_factory=dict)
     _term: dict[int, Rule] = field(default_factory=dict)
+    _overlaps: dict[int, tuple[Overlap, ...]] = field(default_factory=dict)
 
     @classmethod
     def for_dump(cls, dump: MtreeDump, flats: Iterable[FlatDump] = ()) -> Knowledge:
@@ -157,7 +158,7 @@ class Knowledge:
             return Rule(True, READONLY_ALIASES[mr.name])
         return Rule(False, "not printed", False)
 
-    def render_order(self, mr: MemoryRegion, on_guess: OnOrder) -> tuple[MemoryRegion, ...]:
+    def render_order(self, mr: MemoryRegion) -> tuple[MemoryRegion, ...]:
         """Subregions in QEMU's list order (memory_region_update_container_subregions):
         priority descending; among equal priorities the newest first, which the dump shows
         only for siblings at the same address (print order sorts by address)."""
@@ -166,24 +167,31 @@ class Knowledge:
             return cached
         subs = sorted(mr.subregions, key=lambda c: -c.priority)  # stable: print order
         subs = _late_added_first(subs)
-        self._report_overlaps(mr, subs, on_guess)
+        self._overlaps[id(mr)] = _overlaps(subs)
         self._order[id(mr)] = tuple(subs)
         return self._order[id(mr)]
 
-    @staticmethod
-    def _report_overlaps(mr: MemoryRegion, subs: list[MemoryRegion], on_guess: OnOrder) -> None:
-        live = [c for c in subs if c.enabled and c.size]
-        for i, a in enumerate(live):
-            for b in live[i + 1 :]:
-                if b.priority != a.priority:
-                    break
-                if a.addr != b.addr and a.addr < b.addr + b.size and b.addr < a.addr + a.size:
-                    why = (
-                        "msix_init adds msix-table/msix-pba after the BAR's own regions"
-                        if LATE_ADDED.match(a.name)
-                        else "printed first"
-                    )
-                    on_guess(mr, a, b, a, why)
+    def overlaps(self, mr: MemoryRegion) -> tuple[Overlap, ...]:
+        """Equal-priority siblings with different starts that overlap: which one QEMU added
+        last (and so renders first) the dump does not show.  Call after render_order."""
+        return self._overlaps.get(id(mr), ())
+
+
+def _overlaps(subs: list[MemoryRegion]) -> tuple[Overlap, ...]:
+    out: list[Overlap] = []
+    live = [c for c in subs if c.enabled and c.size]
+    for i, a in enumerate(live):
+        for b in live[i + 1 :]:
+            if b.priority != a.priority:
+                break
+            if a.addr != b.addr and a.addr < b.addr + b.size and b.addr < a.addr + a.size:
+                why = (
+                    "msix_init adds msix-table/msix-pba after the BAR's own regions"
+                    if LATE_ADDED.match(a.name)
+                    else "printed first"
+                )
+                out.append((a, b, why))
+    return tuple(out)
 
 
 def _late_added_first(subs: list[MemoryRegion]) -> list[MemoryRegion]:
