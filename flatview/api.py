@@ -45,7 +45,10 @@ def read_text(path: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise SourceError(SourceLocation(path, line), "not UTF-8 text (binary data?)") from None
+        raw = data.split(b"\n")[line - 1].decode("utf-8", "backslashreplace")
+        raise SourceError(
+            SourceLocation(path, line), "not UTF-8 text (binary data?)", raw
+        ) from None
 
 
 def parse_text(text: str, name: str = "-") -> list[Dump]:

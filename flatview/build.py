@@ -13,7 +13,8 @@ targets recorded by name, then :func:`_resolve_aliases` links each alias to its
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 from .errors import SourceError, SourceLocation
 from .graph import alias_cycle
@@ -47,6 +48,7 @@ from .source import Segment, segments
 __all__ = ["read_dumps"]
 
 TREE_HEADINGS = ("address-space", "memory-region")
+_HEADING_START = frozenset("amF")  # first letter of every heading QEMU prints
 FLAT_HEADINGS = ("flatview", "flat-address-space")
 
 
@@ -62,10 +64,18 @@ def read_dumps(text: str, file: str = "-") -> list[Dump]:
 
 @dataclass
 class _Block:
-    """Lines from one heading group to the next empty line."""
+    """Lines from one heading group to the next empty line.  The body is parsed lazily
+    and once per distinct text: a pre-7.0 dump repeats the same tree per address space."""
 
-    headings: list[tuple[int, Heading]] = field(default_factory=list)
-    body: list[tuple[int, LineRecord, str]] = field(default_factory=list)
+    headings: list[tuple[int, Heading]]
+    texts: tuple[str, ...]
+    linenos: tuple[int, ...]
+    splitter: _DumpSplitter
+
+    @property
+    def body(self) -> list[tuple[int, LineRecord, str]]:
+        recs = self.splitter.records(self.texts, self.linenos)
+        return list(zip(self.linenos, recs, self.texts, strict=True))
 
 
 class _DumpSplitter:
@@ -76,9 +86,17 @@ class _DumpSplitter:
     def __init__(self, seg: Segment, file: str) -> None:
         self.seg = seg
         self.file = file
+        self._parsed: dict[tuple[str, ...], list[LineRecord]] = {}
 
     def loc(self, lineno: int) -> SourceLocation:
         return SourceLocation(self.file, lineno)
+
+    def text(self, lineno: int | None) -> str | None:
+        """The cleaned line that carries this original line number (for messages)."""
+        try:
+            return self.seg.lines[self.seg.linenos.index(lineno)]
+        except ValueError:
+            return None
 
     def run(self) -> list[Dump]:
         dumps: list[Dump] = []
@@ -109,25 +127,34 @@ class _DumpSplitter:
             dumps.append(self._build(kind or "tree", blocks))
         return dumps
 
-    def _blocks(self):
-        """Group lines into blocks: headings, then body lines, until an empty line."""
-        block = _Block()
-        for text, lineno in zip(self.seg.lines, self.seg.linenos, strict=True):
-            if not text:
-                if block.headings or block.body:
-                    yield block
-                block = _Block()
+    def _blocks(self) -> Iterator[_Block]:
+        """Cut the lines into blocks: heading lines (they start in column 0 with ``a``,
+        ``m`` or ``F``), then body lines, up to an empty line or the next heading."""
+        lines, nos = self.seg.lines, self.seg.linenos
+        n, i = len(lines), 0
+        while i < n:
+            if not lines[i]:
+                i += 1
                 continue
-            rec = parse_line(text, self.loc(lineno))
-            if isinstance(rec, Heading):
-                if block.body:  # a heading without an empty line before it
-                    yield block
-                    block = _Block()
-                block.headings.append((lineno, rec))
-            else:
-                block.body.append((lineno, rec, text))
-        if block.headings or block.body:
-            yield block
+            heads: list[tuple[int, Heading]] = []
+            while i < n and lines[i] and lines[i][0] in _HEADING_START:
+                rec = parse_line(lines[i], self.file, nos[i])
+                if not isinstance(rec, Heading):
+                    raise SourceError(self.loc(nos[i]), "not a dump line", lines[i])
+                heads.append((nos[i], rec))
+                i += 1
+            j = i
+            while j < n and lines[j] and lines[j][0] not in _HEADING_START:
+                j += 1
+            yield _Block(heads, lines[i:j], nos[i:j], self)
+            i = j
+
+    def records(self, texts: tuple[str, ...], linenos: tuple[int, ...]) -> list[LineRecord]:
+        recs = self._parsed.get(texts)
+        if recs is None:
+            recs = [parse_line(t, self.file, n) for t, n in zip(texts, linenos, strict=True)]
+            self._parsed[texts] = recs
+        return recs
 
     def _build(self, kind: str, blocks: list[_Block]) -> Dump:
         if kind == "flat":
@@ -198,13 +225,14 @@ class _TreeBuilder:
     def build(self) -> MtreeDump:
         groups: list[AddressSpaceTree] = []
         sections: list[RegionSection] = []
+        pre70 = not any(len(b.headings) > 1 for b in self.blocks)  # no grouped headings
         for block in self.blocks:
             if not block.headings:
-                lineno = block.body[0][0]
+                lineno = block.linenos[0]
                 raise SourceError(
                     self.sp.loc(lineno),
                     "region lines without an 'address-space:' or 'memory-region:' heading",
-                    block.body[0][2],
+                    block.texts[0],
                 )
             kinds = {h.kind for _, h in block.headings}
             if len(kinds) > 1 or (kinds == {"memory-region"} and len(block.headings) > 1):
@@ -212,15 +240,29 @@ class _TreeBuilder:
                 raise SourceError(
                     self.sp.loc(lineno), "heading inside a heading group", f"{h.kind}: {h.name}"
                 )
-            root = self._tree(block)
             first = block.headings[0][0]
+            root = self._tree(block, pre70 and "address-space" in kinds)
+            if root is None and "memory-region" in kinds:
+                # a disabled alias target prints its heading only (QEMU >= 5.1, no -D)
+                root = MemoryRegion(
+                    name=block.headings[0][1].name,
+                    addr=0,
+                    start=0,
+                    size=0,
+                    priority=0,
+                    type="i/o",
+                    enabled=False,
+                    hidden=True,
+                    line=first,
+                )
             if "address-space" in kinds:
                 groups.append(
                     AddressSpaceTree(tuple(h.name for _, h in block.headings), root, first)
                 )
             else:
                 sections.append(RegionSection(block.headings[0][1].name, root, first))
-        recs = [rec for b in self.blocks for _, rec, _ in b.body]
+        unique = {b.texts: b for b in self.blocks}.values()  # repeated trees once
+        recs = [rec for b in unique for _, rec, _ in b.body]
         variant = _tree_variant(recs, groups, self.hidden)
         dump = MtreeDump(
             tuple(groups), tuple(sections), variant, self.sp.file, self.blocks[0].headings[0][0]
@@ -228,12 +270,17 @@ class _TreeBuilder:
         dump = _unify_sections(dump)
         return _resolve_aliases(dump, self.sp, self.diagnostics)
 
-    def _tree(self, block: _Block) -> MemoryRegion | None:
-        key = tuple(text for _, _, text in block.body)
-        if key in self.memo:  # the same tree printed again (one per address space < 7.0)
+    def _tree(self, block: _Block, shared: bool) -> MemoryRegion | None:
+        """The tree of a block.  Before QEMU 7.0 every address space printed its root's
+        whole tree, so identical address-space trees there are one MemoryRegion shown
+        again (``shared``); from 7.0 on QEMU groups them, and equal text means equal
+        content only."""
+        key = block.texts
+        if shared and key in self.memo:
             return self.memo[key]
         root = self._nest(block)
-        self.memo[key] = root
+        if shared:
+            self.memo[key] = root
         return root
 
     def _nest(self, block: _Block) -> MemoryRegion | None:
@@ -318,10 +365,10 @@ def _unify_sections(dump: MtreeDump) -> MtreeDump:
     Identity matters: flatview_simplify only merges ranges of the same MemoryRegion.
     """
     by_name: dict[str, list[MemoryRegion]] = {}
-    for group in dump.address_spaces:
-        if group.root is not None:
-            for mr, _ in walk(group.root):
-                by_name.setdefault(mr.name, []).append(mr)
+    roots = {id(g.root): g.root for g in dump.address_spaces if g.root is not None}
+    for root in roots.values():
+        for mr, _ in walk(root):
+            by_name.setdefault(mr.name, []).append(mr)
     sections = []
     for sec in dump.sections:
         root = sec.root
@@ -348,17 +395,24 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
     for sec in dump.sections:
         if sec.root is not None:
             targets.setdefault(sec.name, []).append(sec.root)
+    order = {id(sec.root): i for i, sec in enumerate(dump.sections) if sec.root is not None}
     for root in dump.roots():
+        here = order.get(id(root), -1)
         for mr, _ in walk(root):
             if mr.alias is None or mr.alias.target is not None:
                 continue
             name, target = _split_alias(mr, targets)
-            cands = _candidates(targets.get(target, []), mr)
+            # Not the section holding the alias (a bridge window into its own bus would
+            # loop); QEMU queues a target when it meets the alias, so later sections first.
+            named = [t for t in targets.get(target, []) if t is not root] or targets.get(target, [])
+            later = [t for t in named if order.get(id(t), -1) > here]
+            cands = _candidates(later or named, mr)
             if not cands:
                 raise SourceError(
                     SourceLocation(sp.file, mr.line),
                     f"alias {mr.name!r} points to {target!r}, which no "
                     "'memory-region:' section of this dump defines",
+                    sp.text(mr.line),
                 )
             if len(cands) > 1:
                 diagnostics.append(
@@ -407,7 +461,9 @@ def _check_alias_cycles(dump: MtreeDump, sp: _DumpSplitter) -> None:
     cycle = alias_cycle(dump)
     if cycle:
         chain = " -> ".join(repr(m.name) for m in cycle)
-        raise SourceError(SourceLocation(sp.file, cycle[0].line), f"alias cycle: {chain}")
+        raise SourceError(
+            SourceLocation(sp.file, cycle[0].line), f"alias cycle: {chain}", sp.text(cycle[0].line)
+        )
 
 
 # --------------------------------------------------------------------------- flat views
@@ -433,7 +489,7 @@ class _FlatBuilder:
 
     def _view(self, block: _Block) -> FlatView:
         if not block.headings:
-            lineno = block.body[0][0]
+            lineno = block.linenos[0]
             raise SourceError(
                 self.sp.loc(lineno),
                 "flat-view lines without a 'FlatView #' heading",

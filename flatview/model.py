@@ -150,12 +150,12 @@ class MtreeDump:
                     yield mr, depth
 
     def roots(self) -> Iterator[MemoryRegion]:
-        for group in self.address_spaces:
-            if group.root is not None:
-                yield group.root
-        for sec in self.sections:
-            if sec.root is not None:
-                yield sec.root
+        """Every distinct root (a tree shared by address spaces is yielded once)."""
+        seen: set[int] = set()
+        for root in [g.root for g in self.address_spaces] + [s.root for s in self.sections]:
+            if root is not None and id(root) not in seen:
+                seen.add(id(root))
+                yield root
 
 
 @dataclass(frozen=True, slots=True)

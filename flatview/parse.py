@@ -175,6 +175,8 @@ class LineTransformer(Transformer):
         return ("accel", str(tok)[1:])
 
     def plain_body(self, name, *suffixes):
+        if _CUT_ALIAS.match(name):
+            raise ValueError("truncated alias line: its target offsets are missing (wrapped?)")
         return {"name": str(name), **_suffixes(suffixes)}
 
     def alias_body(self, _kw, name, target, a_start, a_end, *suffixes):
@@ -256,10 +258,6 @@ def _parser() -> Lark:
 # Named examples of what mail and terminals do to dump lines, for clear messages
 # (lark's UnexpectedInput.match_examples, as in lark's error_reporting_lalr example).
 _BAD_EXAMPLES: dict[str, list[str]] = {
-    "unknown region type": [
-        "  0000000000000000-ffffffffffffffff (prio 0, foo): x",
-        "  0000000000000000-ffffffffffffffff (prio x, i/o): x",
-    ],
     "bad hex address (16 lowercase hex digits expected)": [
         "  00000000000g0000-ffffffffffffffff (prio 0, i/o): x",
         "  0000000000000000-fffffffffffffzff (prio 0, i/o): x",
@@ -268,6 +266,8 @@ _BAD_EXAMPLES: dict[str, list[str]] = {
     ],
     "truncated region line (wrapped or cut off?)": [
         "  0000000000000000-ffffffffffffffff (prio 0, i/o):",
+        "  0000000000000000-ffffffffffffffff (prio 0, ram):",
+        "  0000000000000000-ffffffffffffffff (prio 0, ramd):",
         "  0000000000000000-ffffffffffffffff (prio 0, i/o)",
         "  0000000000000000-ffffffffffffffff (prio 0,",
         "  0000000000000000-ffffffffffffffff (prio",
@@ -275,19 +275,32 @@ _BAD_EXAMPLES: dict[str, list[str]] = {
         "  0000000000000000-",
         "    0000000000000000-0000000007ffffff (prio 0, ram): alias ram-below-4g @pc.ram",
     ],
+    "unknown region type": [
+        "  0000000000000000-ffffffffffffffff (prio 0, foo): x",
+        "  0000000000000000-ffffffffffffffff (prio x, i/o): x",
+    ],
 }
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# "alias NAME @TARGET" with the offsets cut off: mail wrapped the line
+_CUT_ALIAS = re.compile(r"^alias \S.* @\S+$")
 
 
-def parse_line(text: str, loc: SourceLocation) -> LineRecord:
-    """Parse one cleaned dump line; raise SourceError naming ``loc`` on failure."""
+def parse_line(
+    text: str, where: SourceLocation | str = "-", lineno: int | None = None
+) -> LineRecord:
+    """Parse one cleaned dump line; raise SourceError at ``where`` (a location, or a file
+    name and ``lineno``) on failure.  The location is built only when there is an error."""
     try:
         return _parse_cached(text)
     except UnexpectedInput as exc:
-        raise SourceError(loc, _explain(exc, text), text) from None
+        raise SourceError(_loc(where, lineno), _explain(exc, text), text) from None
     except VisitError as exc:  # a domain error raised inside the transformer
-        raise SourceError(loc, str(exc.orig_exc), text) from None
+        raise SourceError(_loc(where, lineno), str(exc.orig_exc), text) from None
+
+
+def _loc(where: SourceLocation | str, lineno: int | None) -> SourceLocation:
+    return where if isinstance(where, SourceLocation) else SourceLocation(where, lineno)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -39,12 +39,13 @@ _DUMP_LINE = (
     r"| Root memory region: |  No rendered FlatView|  Dispatch$|    Physical sections$"
     r"|      #\d+ @|    Nodes \(|      \[\d+\]$|\t[ \d.]+ skip="
     r"|(?:\[DETECTED OVERFLOW!\] )? +(?:\[DETECTED OVERFLOW!\] )?"
-    r"(?=(?:[^-\s]*[0-9a-f]){8})(?:0x)?[0-9a-zA-Z]{8,20}-)"
+    r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio ))"
 )
 _IS_DUMP = re.compile(_DUMP_LINE)
 # Any line of a whole text that is neither blank nor a dump line (fast-path check).
 _NOT_DUMP_ANYWHERE = re.compile(r"^(?!" + _DUMP_LINE + r"|$)", re.M)
 _PROMPT = re.compile(r"^\(qemu\)")
+_TRAILING_BLANK = re.compile(r"[ \t]$", re.M)
 _DISPATCH_TAB = re.compile(r"^\t[ \d.]+ skip=")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 # A joined line must still read as a complete region or heading line.
@@ -53,6 +54,10 @@ _FULL_RANGE = re.compile(
 )
 _REJOIN_MIN_PREV = 60  # a wrapped line was long: mail wraps at 72-80 columns
 _REJOIN_MAX_TAIL = 32  # and the wrapped-off tail is short (a name's end, ` @offset`)
+# ... or it is an alias line's offsets (with the suffixes that may follow them)
+_ALIAS_TAIL = re.compile(
+    r"^(?:0x)?[0-9a-f]{16}-(?:0x)?[0-9a-f]{16}( \[disabled\])?( \S+:\{[^}]*\})*$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +96,12 @@ def check_text(text: str, file: str) -> None:
     """Reject empty input and binary junk before anything else reads it."""
     m = _CONTROL.search(text)
     if m:
-        lineno = text.count("\n", 0, m.start()) + 1
-        line = text.splitlines()[lineno - 1] if text.splitlines() else ""
+        # number lines as segments() does: LF, CRLF and lone CR end a line, nothing else
+        norm = text[: m.start()].replace("\r\n", "\n").replace("\r", "\n")
+        lineno = norm.count("\n") + 1
+        start = max(text.rfind("\n", 0, m.start()), text.rfind("\r", 0, m.start())) + 1
+        ends = [i for i in (text.find("\n", m.start()), text.find("\r", m.start())) if i >= 0]
+        line = text[start : min(ends) if ends else len(text)]
         raise SourceError(SourceLocation(file, lineno), "binary data, not a text dump", line)
     if not text.strip():
         raise SourceError(SourceLocation(file, 1), "empty input: no dump found")
@@ -101,8 +110,11 @@ def check_text(text: str, file: str) -> None:
 def segments(text: str, file: str = "-") -> list[Segment]:
     """Return every run of dump lines in ``text``, cleaned (see the module docstring)."""
     check_text(text, file)
+    if "\r\n" in text:  # monitor output read through QMP ends its lines with CRLF
+        text = text.replace("\r\n", "\n")
     if (
         "\r" not in text
+        and not _TRAILING_BLANK.search(text)
         and not _NOT_DUMP_ANYWHERE.search(text)
         and "\t" not in text.replace("\n\t", "\n")
     ):
@@ -141,6 +153,7 @@ def _slow_segments(text: str) -> list[Segment]:
             flush()
             continue
         if not line:
+            prev_raw_len = 0  # nothing wraps across an empty line
             if lines and d == depth:
                 lines.append("")
                 nos.append(i + 1)
@@ -164,7 +177,11 @@ def _slow_segments(text: str) -> list[Segment]:
 
 def _is_wrapped_tail(prev: str, prev_raw_len: int, tail: str) -> bool:
     """Is ``tail`` the end of ``prev`` that a mail client wrapped onto its own line?"""
-    if prev_raw_len < _REJOIN_MIN_PREV or len(tail) > _REJOIN_MAX_TAIL:
+    if prev_raw_len < _REJOIN_MIN_PREV:
+        return False
+    if _ALIAS_TAIL.match(tail) and " alias " in prev:
+        return True
+    if len(tail) > _REJOIN_MAX_TAIL:
         return False
     if tail[0] == " " or tail.endswith((".", "!", "?", ":")):
         return False  # indented text, or the end of a sentence
