@@ -53,8 +53,9 @@ TERMINATING_PARENTS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (re.compile(r"^vtd-.*-dmar$"), "hw/i386/intel_iommu.c: memory_region_init_iommu"),
     (
-        re.compile(r"^(vga\.mmio|bochs-display-mmio)$"),
-        "hw/display/vga-pci.c, bochs-display.c: init_io with unassigned_io_ops",
+        re.compile(r"^.*[-.]mmio$"),
+        "a device's MMIO BAR (memory_region_init_io) holding msix-table/quirks: megasas-mmio, "
+        "vga.mmio, bochs-display-mmio (hw/scsi/megasas.c, hw/display/vga-pci.c)",
     ),
 )
 
@@ -82,7 +83,7 @@ KNOWN_CONTAINERS: tuple[tuple[re.Pattern[str], str], ...] = (
 # Aliases QEMU marks read-only with memory_region_set_readonly (invisible in the tree).
 READONLY_ALIASES: dict[str, str] = {
     "pam-rom": "hw/pci-host/pam.c init_pam: memory_region_set_readonly(&mem->alias[0], true)",
-    "isa-bios": "hw/i386/x86.c x86_isa_bios_init: memory_region_set_readonly(isa_bios, true)",
+    "isa-bios": "hw/i386/x86.c x86_bios_rom_init: read-only unless the BIOS is RAM (isapc)",
 }
 
 # Regions msix_init (hw/pci/msix.c) adds to a BAR after the BAR's own regions: among
@@ -155,6 +156,9 @@ class Knowledge:
         if mr.type == "rom":
             return Rule(True, "printed as rom", False)
         if mr.alias is not None and mr.name in READONLY_ALIASES:
+            target = mr.alias.target
+            if mr.name == "isa-bios" and target is not None and target.type != "rom":
+                return Rule(False, READONLY_ALIASES[mr.name])
             return Rule(True, READONLY_ALIASES[mr.name])
         return Rule(False, "not printed", False)
 
@@ -165,7 +169,10 @@ class Knowledge:
         cached = self._order.get(id(mr))
         if cached is not None:
             return cached
-        subs = sorted(mr.subregions, key=lambda c: -c.priority)  # stable: print order
+        # Stable sort: at one address print order is list order; among overlapping
+        # equal-priority siblings at different addresses the later-printed (higher) one
+        # was added last in every real dump seen (an overlay on the region below it).
+        subs = sorted(mr.subregions, key=lambda c: (-c.priority, -c.addr))
         subs = _late_added_first(subs)
         self._overlaps[id(mr)] = _overlaps(subs)
         self._order[id(mr)] = tuple(subs)
