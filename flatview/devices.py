@@ -163,17 +163,55 @@ def gather(
     observed = {d.bdf: d for d in observe_flat(view)} if view is not None else {}
     treebars = observe_tree(tree) if tree is not None else {}
     bdfs = list(dict.fromkeys([*observed, *treebars]))
-    if not bdfs:
-        return [
+    if bdfs:
+        return [_one(b, observed.get(b), treebars.get(b, {}), flattened, pci) for b in bdfs]
+    # lspci alone: its addresses are the host's (or another guest's), not where this guest
+    # will put the BARs, so guest placement is left to the simulation.
+    out = [
+        DeviceFacts(d, _guest_addresses(d), sources=(d.source,)) for d in pci if d.msix is not None
+    ]
+    if view is not None:
+        out += _emulated(view, [d for d in pci if d.msix is None])
+    return out
+
+
+def _guest_addresses(d: PciDevice) -> dict[int, int]:
+    if d.source == "lspci":
+        return {}
+    return {b.index: b.address for b in d.bars if b.address is not None}
+
+
+def _emulated(view: FlatView, pci: list[PciDevice]) -> list[DeviceFacts]:
+    """QEMU-emulated devices with MSI-X (no VFIO names): their BARs from ``info pci``,
+    the table and PBA from the msix-table / msix-pba ranges inside those BARs."""
+    out = []
+    for d in pci:
+        table = pba = None
+        for b in d.bars:
+            if b.address is None or not b.size or b.is_io:
+                continue
+            for r in view.ranges:
+                if b.address <= r.start < b.address + b.size:
+                    if r.name == "msix-table":
+                        table = (b.index, r.start - b.address, r.size)
+                    elif r.name == "msix-pba":
+                        pba = (b.index, r.start - b.address, r.size)
+        if table is None:
+            continue
+        notes = (
+            "emulated by QEMU: every access traps by design; the figures simulate assigning "
+            "a device with this layout through vfio-pci",
+        )
+        out.append(
             DeviceFacts(
-                d,
-                {b.index: b.address for b in d.bars if b.address is not None},
-                sources=(d.source,),
+                replace(d, msix=_observed_msix(table, pba, {})),
+                _guest_addresses(d),
+                notes=notes,
+                sources=(d.source, "dump"),
+                emulated=True,
             )
-            for d in pci
-            if d.msix is not None
-        ]
-    return [_one(b, observed.get(b), treebars.get(b, {}), flattened, pci) for b in bdfs]
+        )
+    return out
 
 
 def _one(

@@ -85,6 +85,7 @@ _REGION_LIKE = re.compile(r"^(?:Region\b\s*\S*\s*:|(?:\[\w+\]\s*)*(?:Memory|I/O 
 # ls-caps.c show_caps: every capability line, "Capabilities: [xx] ..." or
 # "Capabilities: <access denied>".
 _CAPS = re.compile(r"^Capabilities:")
+_CAP_OFFSET = re.compile(r"^Capabilities: \[([0-9a-fA-F]+)\]")
 # ls-caps.c show_caps + cap_msix: "Capabilities: [%02x] MSI-X: Enable%c Count=%d Masked%c";
 # before pciutils 3.1.3 (2009) "MSI-X: Enable%c Mask%c TabSize=%d" (same number).
 _MSIX = re.compile(
@@ -103,6 +104,9 @@ _MSIX_LOC = re.compile(
 _MSIX_LOC_LIKE = re.compile(r"^(?:Vector\s+table|PBA)\s*:")
 # Runs of blanks inside a line (mail clients and terminals re-space text).
 _BLANKS = re.compile(r"\s+")
+# lspci -x: the first line of the config space hex dump; vendor and device id are the
+# first two little-endian 16-bit words (pciutils lspci.c show_hex_dump).
+_CONFIG_00 = re.compile(r"^00: ([0-9a-f]{2}) ([0-9a-f]{2}) ([0-9a-f]{2}) ([0-9a-f]{2})\b")
 
 
 @dataclass
@@ -129,6 +133,8 @@ class _Device:
     msix_open: bool = False  # Vector table / PBA lines still belong to self.msix
     wrap_left: int = 0  # header continuation lines still accepted
     wrap_width: int = 0  # length of the last header line
+    config_ids: tuple[int, int] | None = None  # from the -x hex dump's first line
+    caps: list[int] = field(default_factory=list)  # standard capability offsets (< 0x100)
 
 
 def parse_lspci(text: str, file: str = "<lspci>") -> list[PciDevice]:
@@ -168,8 +174,14 @@ def _feed(
     indent = _indent(line)
     if _REGION_LIKE.match(body):
         return _region(cur, done, loc, indent, body, line)
+    cap = _CAP_OFFSET.match(body)
+    if cap and cur is not None and int(cap[1], 16) < 0x100:
+        cur.caps.append(int(cap[1], 16))
     if _MSIX_LIKE.match(body):
-        return _msix_head(cur, done, loc, indent, body, line)
+        new = _msix_head(cur, done, loc, indent, body, line)
+        if new is not cur and new is not None and cap:
+            new.caps.append(int(cap[1], 16))
+        return new
     if _CAPS.match(body):
         if cur is not None:
             cur.cap_indent = indent
@@ -177,6 +189,10 @@ def _feed(
         return cur
     if _MSIX_LOC_LIKE.match(body):
         _msix_location(cur, loc, body, line)
+    hexdump = _CONFIG_00.match(body)
+    if hexdump and cur is not None:
+        b = hexdump.groups()
+        cur.config_ids = (int(b[1] + b[0], 16), int(b[3] + b[2], 16))
     return cur
 
 
@@ -328,6 +344,8 @@ def _msix_location(cur: _Device | None, loc: SourceLocation, body: str, line: st
 def _finish(cur: _Device) -> PciDevice:
     """The PciDevice for a device whose lines have all been read."""
     vendor_id, device_id = _ids(cur.text)
+    if vendor_id is None and cur.config_ids is not None:
+        vendor_id, device_id = cur.config_ids
     return PciDevice(
         address=cur.address,
         bars=tuple(cur.bars),
@@ -337,6 +355,7 @@ def _finish(cur: _Device) -> PciDevice:
         device_id=device_id,
         source=_SOURCE,
         line=cur.line,
+        capabilities=tuple(sorted(set(cur.caps))),
     )
 
 

@@ -103,11 +103,12 @@ def bar_pages(
         if any(lo <= p and p + page <= hi for lo, hi in slots):
             continue
         parts = tuple(
-            PagePart(max(r.start, p) - g, min(r.end, p + page) - g, r.name, r.type, _what(r))
+            PagePart(max(r.start, p, g) - g, min(r.end, p + page) - g, r.name, r.type, _what(r))
             for r in inside
             if r.start < p + page and r.end > p
         )
-        lost.append(LostPage(p - g, _reason(parts), parts))
+        # offset of the page in the BAR's page grid (a sub-page BAR's one page is page 0)
+        lost.append(LostPage(p - first, _reason(parts), parts))
     notes = []
     if kvm_labels:
         for r in ramd:

@@ -98,6 +98,7 @@ class PciDevice:
     qdev_id: str | None = None  # QEMU's -device id= (info pci `id "..."`)
     source: str = ""
     line: int | None = None
+    capabilities: tuple[int, ...] = ()  # config-space offsets of the standard capabilities
 
     def bar(self, index: int) -> PciBar | None:
         for b in self.bars:

@@ -126,6 +126,9 @@ def relocate(dev: PciDevice, option: str, page: int) -> Relocation:
             bars,
             None,
         )
+    pba_host = next((b.host_size for b in bars if b.index == msix.pba_bar), 0)
+    if msix.pba_offset >= pba_host:
+        msix = _pba_quirk(dev, msix)
     if option == "off":
         return Relocation("off", *_check_msix_off(dev, bars, msix, prefix), bars, msix)
     if option == "auto":
@@ -184,6 +187,21 @@ def relocate(dev: PciDevice, option: str, page: int) -> Relocation:
     return Relocation(option, True, None, out, placed)
 
 
+def _pba_quirk(dev: PciDevice, msix: MsixCapability) -> MsixCapability:
+    """vfio_msix_early_setup's fixes for devices that report a PBA outside their BAR."""
+    vendor, device = dev.vendor_id, dev.device_id or 0
+    if vendor == 0x1425 and device & 0xFF00 == 0x5800:  # Chelsio T5 VF
+        return replace(msix, pba_offset=0x1000)
+    if (vendor, device) == (0x1D22, 0x3685):  # Baidu Kunlun VF
+        return replace(msix, pba_offset=0xB400)
+    return msix
+
+
+def _cap_size(dev: PciDevice, pos: int) -> int:
+    """vfio_std_cap_max_size: up to the next standard capability, or to 0x100."""
+    return min([c for c in dev.capabilities if c > pos] + [0x100]) - pos
+
+
 def _check_msix_off(
     dev: PciDevice, bars: tuple[GuestBar, ...], msix: MsixCapability, prefix: str
 ) -> tuple[bool, str | None]:
@@ -207,9 +225,12 @@ def _check_msix_off(
         or msix.table_offset & 7
         or msix.pba_offset & 7
     ):
-        pos = f"{msix.cap_offset:#x}" if msix.cap_offset is not None else "0x?"
+        if msix.cap_offset is None:
+            where = "0x11[0x?]@0x?"
+        else:
+            where = f"0x11[{_cap_size(dev, msix.cap_offset):#x}]@{msix.cap_offset:#x}"
         return False, prefix + (
-            f"failed to add PCI capability 0x11[0xc]@{pos}: table & pba "
+            f"failed to add PCI capability {where}: table & pba "
             "overlap, or they don't fit in BARs, or don't align"
         )
     return True, None
@@ -349,8 +370,9 @@ def build_stack(
 
 def place_bars(reloc: Relocation, known: dict[int, int], page: int) -> dict[int, int]:
     """Guest addresses for every memory BAR: the observed one where known and the BAR is
-    unchanged; grown and new BARs in page- and size-aligned slots above all of them,
-    largest first, as firmware allocates."""
+    unchanged; grown and new BARs in naturally aligned slots above all of them, largest
+    first, as firmware allocates.  A sub-page BAR of unknown guest address is put off a
+    page boundary: the worst case, since only a page-aligned one is direct-mapped."""
     out: dict[int, int] = {}
     sizes = {b.index: b.size for b in reloc.bars if not b.is_io}
     for b in reloc.bars:  # a BAR the relocation grew or created is placed anew
@@ -361,7 +383,13 @@ def place_bars(reloc: Relocation, known: dict[int, int], page: int) -> dict[int,
     for i in sorted(sizes, key=lambda i: -sizes[i]):
         if i in out:
             continue
-        cursor = _align_up(cursor, max(sizes[i], page))
+        if sizes[i] < page:
+            # a sub-page BAR: the guest may put it off a page boundary; assume it does
+            cursor = _align_up(cursor, sizes[i])
+            if cursor % page == 0:
+                cursor += sizes[i]
+        else:
+            cursor = _align_up(cursor, sizes[i])
         out[i] = cursor
         cursor += sizes[i]
     return out

@@ -40,13 +40,25 @@ def _bars(dev: PciDevice) -> list[tuple[int, int | None, int | None, bool, bool,
 def test_booted_q35():
     devices = parse_info_pci(_text("q35-booted.txt"), "q35-booted.txt")
     assert [d.address for d in devices] == [
-        "0000:00:00.0", "0000:00:01.0", "0000:00:02.0", "0000:00:03.0", "0000:01:00.0",
-        "0000:00:04.0", "0000:02:03.0", "0000:00:1f.0", "0000:00:1f.2", "0000:00:1f.3",
+        "0000:00:00.0",
+        "0000:00:01.0",
+        "0000:00:02.0",
+        "0000:00:03.0",
+        "0000:01:00.0",
+        "0000:00:04.0",
+        "0000:02:03.0",
+        "0000:00:1f.0",
+        "0000:00:1f.2",
+        "0000:00:1f.3",
     ]
     dev = _by_address(devices)
     e1000e = dev["0000:00:01.0"]
     assert (e1000e.description, e1000e.vendor_id, e1000e.device_id, e1000e.qdev_id) == (
-        "Ethernet controller", 0x8086, 0x10D3, "net0")
+        "Ethernet controller",
+        0x8086,
+        0x10D3,
+        "net0",
+    )
     # BAR6 (the ROM) is skipped.
     assert _bars(e1000e) == [
         (0, 128 * K, 0xFE640000, False, False, False),
@@ -89,14 +101,16 @@ def test_stdio_monitor_echo_is_ignored():
     noisy = parse_info_pci(raw)
     clean = parse_info_pci(_text("q35-stopped.txt"))
     assert [(d.address, _bars(d), d.qdev_id) for d in noisy] == [
-        (d.address, _bars(d), d.qdev_id) for d in clean]
+        (d.address, _bars(d), d.qdev_id) for d in clean
+    ]
     assert noisy[0].line == 3  # after the banner and the echoed command
 
 
 def test_mail_quoted():
     quoted = "".join(f"> {line}\n" for line in _text("q35-booted.txt").splitlines())
     assert [_bars(d) for d in parse_info_pci(quoted)] == [
-        _bars(d) for d in parse_info_pci(_text("q35-booted.txt"))]
+        _bars(d) for d in parse_info_pci(_text("q35-booted.txt"))
+    ]
 
 
 # --- spec 5.3 and the QEMU >= 9.1 format ---------------------------------------------------
@@ -117,7 +131,11 @@ SPEC_BLOCK = """\
 def test_spec_block():
     (dev,) = parse_info_pci(SPEC_BLOCK)
     assert (dev.address, dev.qdev_id, dev.vendor_id, dev.device_id) == (
-        "0000:00:03.0", "net0", 0x8086, 0x100E)
+        "0000:00:03.0",
+        "net0",
+        0x8086,
+        0x100E,
+    )
     assert _bars(dev) == [
         (0, 128 * K, 0xFEBC0000, False, False, False),
         (1, 64, 0xC000, True, False, False),
@@ -126,9 +144,11 @@ def test_spec_block():
 
 def test_spec_unmapped_size_minus_one_example():
     """Spec 5.3: `BAR4: 32 bit memory at 0xffffffffffffffff [0x00000ffe].` is unmapped."""
-    text = ("  Bus  0, device  31, function 2:\n"
-            "    SATA controller: PCI device 8086:2922\n"
-            "      BAR4: 32 bit memory at 0xffffffffffffffff [0x00000ffe].\n")
+    text = (
+        "  Bus  0, device  31, function 2:\n"
+        "    SATA controller: PCI device 8086:2922\n"
+        "      BAR4: 32 bit memory at 0xffffffffffffffff [0x00000ffe].\n"
+    )
     (dev,) = parse_info_pci(text)
     assert _bars(dev) == [(4, None, None, False, False, False)]
 
@@ -178,8 +198,7 @@ def test_qemu_91_format():
 
 
 def _comparable(dev: PciDevice) -> tuple[object, ...]:
-    return (dev.address, dev.description, dev.vendor_id, dev.device_id, dev.qdev_id,
-            _bars(dev))
+    return (dev.address, dev.description, dev.vendor_id, dev.device_id, dev.qdev_id, _bars(dev))
 
 
 def test_query_pci_matches_info_pci_when_mapped():
@@ -209,11 +228,24 @@ def test_query_pci_keeps_size_of_unmapped_bars():
         ([], "no query-pci device information found"),
         ([{"bus": 0}], "'devices' is not list"),
         ([{"bus": 0, "devices": [{"bus": 0, "slot": "1"}]}], "'slot' is not int"),
-        ([{"bus": 0, "devices": [{"bus": 0, "slot": 1, "function": 0,
-                                  "class_info": {"class": 512}, "id": {"vendor": 1, "device": 2},
-                                  "regions": [{"bar": 0, "type": "rom", "address": 0,
-                                               "size": 1}]}]}],
-         "region type 'rom'"),
+        (
+            [
+                {
+                    "bus": 0,
+                    "devices": [
+                        {
+                            "bus": 0,
+                            "slot": 1,
+                            "function": 0,
+                            "class_info": {"class": 512},
+                            "id": {"vendor": 1, "device": 2},
+                            "regions": [{"bar": 0, "type": "rom", "address": 0, "size": 1}],
+                        }
+                    ],
+                }
+            ],
+            "region type 'rom'",
+        ),
     ],
 )
 def test_query_pci_errors(reply: object, message: str):
@@ -238,12 +270,14 @@ def test_query_pci_errors(reply: object, message: str):
     ],
 )
 def test_unreadable_lines_raise_with_location(bad: str, message: str):
-    text = ("(qemu) info pci\r\n"
-            "  Bus  0, device   3, function 0:\r\n"
-            "    Ethernet controller: PCI device 8086:100e\r\n"
-            "      BAR1: I/O at 0xc000 [0xc03f].\r\n"
-            f"{bad}\r\n"
-            '      id "net0"\r\n')
+    text = (
+        "(qemu) info pci\r\n"
+        "  Bus  0, device   3, function 0:\r\n"
+        "    Ethernet controller: PCI device 8086:100e\r\n"
+        "      BAR1: I/O at 0xc000 [0xc03f].\r\n"
+        f"{bad}\r\n"
+        '      id "net0"\r\n'
+    )
     with pytest.raises(SourceError) as err:
         parse_info_pci(text, "hmp.txt")
     assert str(err.value) == f"hmp.txt:5: {message}: {bad!r}"
@@ -254,11 +288,13 @@ def test_bar_before_any_device_raises():
     with pytest.raises(SourceError) as err:
         parse_info_pci(f"(qemu) info pci\n{bad}\n", "hmp.txt")
     assert str(err.value) == (
-        f"hmp.txt:2: BAR line before any 'Bus N, device N, function N:' line: {bad!r}")
+        f"hmp.txt:2: BAR line before any 'Bus N, device N, function N:' line: {bad!r}"
+    )
 
 
 def test_no_device_information():
     with pytest.raises(SourceError) as err:
-        parse_info_pci("QEMU 7.2.22 monitor - type 'help' for more information\n(qemu) quit\n",
-                       "empty.txt")
+        parse_info_pci(
+            "QEMU 7.2.22 monitor - type 'help' for more information\n(qemu) quit\n", "empty.txt"
+        )
     assert str(err.value) == "empty.txt: no info pci device information found"

@@ -33,8 +33,10 @@ def _line_of(text: str, needle: str, start: int = 1) -> int:
 
 def _bars(dev: PciDevice) -> list[tuple[int, int | None, int | None, bool, bool, bool, bool]]:
     """(index, size, address, io, 64-bit, prefetchable, inferred) of every BAR."""
-    return [(b.index, b.size, b.address, b.is_io, b.is_64bit, b.prefetchable, b.index_inferred)
-            for b in dev.bars]
+    return [
+        (b.index, b.size, b.address, b.is_io, b.is_64bit, b.prefetchable, b.index_inferred)
+        for b in dev.bars
+    ]
 
 
 # --- seed 000: the merged x-msix-relocation commit message --------------------------------
@@ -55,7 +57,8 @@ def test_seed000_i350(seed000):
     text, devices = seed000
     i350 = devices[0]
     assert i350.description == (
-        "Ethernet controller: Intel Corporation I350 Gigabit Network Connection")
+        "Ethernet controller: Intel Corporation I350 Gigabit Network Connection"
+    )
     assert i350.line == _line_of(text, "0a:00.0 Ethernet controller")
     assert _bars(i350) == [
         (0, 512 * K, 0xDB680000, False, False, False, False),
@@ -65,7 +68,12 @@ def test_seed000_i350(seed000):
     msix = i350.msix
     assert msix is not None
     assert (msix.vectors, msix.table_bar, msix.table_offset, msix.pba_bar, msix.pba_offset) == (
-        10, 3, 0, 3, 0x2000)
+        10,
+        3,
+        0,
+        3,
+        0x2000,
+    )
     assert (msix.enabled, msix.masked, msix.cap_offset) == (True, False, 0x70)
     assert msix.line == _line_of(text, "Capabilities: [70] MSI-X")
     assert msix.source == i350.source == i350.bars[0].source == "lspci"
@@ -81,8 +89,13 @@ def test_seed000_sas(seed000):
     ]
     assert sas.bars[1].slots == (1, 2)
     assert sas.msix is not None
-    assert (sas.msix.vectors, sas.msix.table_bar, sas.msix.table_offset,
-            sas.msix.pba_bar, sas.msix.pba_offset) == (16, 1, 0xE000, 1, 0xF000)
+    assert (
+        sas.msix.vectors,
+        sas.msix.table_bar,
+        sas.msix.table_offset,
+        sas.msix.pba_bar,
+        sas.msix.pba_offset,
+    ) == (16, 1, 0xE000, 1, 0xF000)
 
 
 # --- seed 003: RFC test results, SAS3008 quoted at several depths --------------------------
@@ -106,23 +119,33 @@ def test_seed003_sas3008_without_region_prefix(seed003):
     dev = _at(devices, _line_of(text, "00:00.0 Serial Attached SCSI controller"))
     assert dev.address == "0000:00:00.0"
     # The header was wrapped by the mail client; the second line is joined back.
-    assert dev.description == ("Serial Attached SCSI controller: LSI Logic / Symbios Logic "
-                               "SAS3008 PCI-Express Fusion-MPT SAS-3 (rev 02)")
+    assert dev.description == (
+        "Serial Attached SCSI controller: LSI Logic / Symbios Logic "
+        "SAS3008 PCI-Express Fusion-MPT SAS-3 (rev 02)"
+    )
     assert _bars(dev) == [
         (0, 64 * K, 0x210000000000, False, True, False, True),
         (2, 256 * K, 0x210000040000, False, True, False, True),
     ]
     assert dev.msix is not None
-    assert (dev.msix.vectors, dev.msix.table_bar, dev.msix.table_offset,
-            dev.msix.pba_bar, dev.msix.pba_offset) == (96, 1, 0xE000, 1, 0xF000)
+    assert (
+        dev.msix.vectors,
+        dev.msix.table_bar,
+        dev.msix.table_offset,
+        dev.msix.pba_bar,
+        dev.msix.pba_offset,
+    ) == (96, 1, 0xE000, 1, 0xF000)
     assert dev.msix.table_size == 0x600 and dev.msix.pba_size == 16
 
 
 def test_seed003_quoted_copies_read_the_same(seed003):
     """The same excerpt quoted with '>', '>>', '> >>' and '>>>>' gives the same device."""
     text, devices = seed003
-    headed = [d for d in devices if d.description and "SAS3008" in d.description
-              and d.address == "0000:00:00.0"]
+    headed = [
+        d
+        for d in devices
+        if d.description and "SAS3008" in d.description and d.address == "0000:00:00.0"
+    ]
     assert len(headed) == 5
     first = headed[0]
     for dev in headed[1:]:
@@ -162,8 +185,10 @@ def test_seed003_lspci_vbxs_block(seed003):
     text, devices = seed003
     dev = _at(devices, _line_of(text, "0001:03:00.0 Serial Attached SCSI controller"))
     assert dev.address == "0001:03:00.0"
-    assert dev.description == ("Serial Attached SCSI controller: LSI Logic / Symbios Logic "
-                               "SAS3008 PCI-Express Fusion-MPT SAS-3 (rev 02)")
+    assert dev.description == (
+        "Serial Attached SCSI controller: LSI Logic / Symbios Logic "
+        "SAS3008 PCI-Express Fusion-MPT SAS-3 (rev 02)"
+    )
     # The guessed indices agree with the config dump below it (BAR1 = 0x80140004).
     assert _bars(dev) == [
         (0, None, None, True, False, False, True),
@@ -197,8 +222,13 @@ def test_seed003_bcm5719_and_tusb73x0(seed003):
         (4, 64 * K, 0x3FC2C0230000, False, True, True, False),
     ]
     assert bcm.msix is not None
-    assert (bcm.msix.vectors, bcm.msix.table_bar, bcm.msix.pba_bar, bcm.msix.pba_offset,
-            bcm.msix.cap_offset) == (17, 4, 4, 0x120, 0xA0)
+    assert (
+        bcm.msix.vectors,
+        bcm.msix.table_bar,
+        bcm.msix.pba_bar,
+        bcm.msix.pba_offset,
+        bcm.msix.cap_offset,
+    ) == (17, 4, 4, 0x120, 0xA0)
 
     usb = _at(devices, _line_of(text, "0001:09:00.0 USB controller"))
     assert _bars(usb) == [
@@ -236,8 +266,14 @@ def test_spec_nvme_excerpt_without_header():
     assert _bars(dev) == [(0, 16 * K, 0x630040010000, False, True, False, False)]
     msix = dev.msix
     assert msix is not None
-    assert (msix.vectors, msix.table_bar, msix.table_offset, msix.pba_bar, msix.pba_offset,
-            msix.enabled) == (136, 0, 0x2000, 0, 0x3000, False)
+    assert (
+        msix.vectors,
+        msix.table_bar,
+        msix.table_offset,
+        msix.pba_bar,
+        msix.pba_offset,
+        msix.enabled,
+    ) == (136, 0, 0x2000, 0, 0x3000, False)
     assert msix.table_size == 0x880 and msix.pba_size == 24
 
 
@@ -271,8 +307,10 @@ def test_spec_example_lines_with_nn_header():
     ]
     assert sas.msix is not None and sas.msix.table_offset == 0xE000
     assert (nvme.vendor_id, nvme.device_id) == (0x8086, 0x0B60)
-    assert nvme.description == ("Non-Volatile memory controller [0108]: Intel Corporation "
-                                "Device [8086:0b60] (prog-if 02 [NVM Express])")
+    assert nvme.description == (
+        "Non-Volatile memory controller [0108]: Intel Corporation "
+        "Device [8086:0b60] (prog-if 02 [NVM Express])"
+    )
     assert _bars(gpu) == [
         (0, 16 * K * K, 0xD9000000, False, False, False, False),
         (1, 128 * K * K * K, 0x2AB23FE00000, False, True, True, False),
@@ -283,9 +321,11 @@ def test_spec_example_lines_with_nn_header():
 def test_spec_guest_view_without_capability_line_has_no_msix():
     """Spec 5.2 (guest after relocation to bar5), verbatim: no `Capabilities:` line, so the
     vector count is unknown and no MsixCapability is built."""
-    text = ("\tRegion 5: Memory at fe900000 (32-bit, prefetchable) [size=4K]\n"
-            "\t\tVector table: BAR=5 offset=00000000\n"
-            "\t\tPBA: BAR=5 offset=00000600\n")
+    text = (
+        "\tRegion 5: Memory at fe900000 (32-bit, prefetchable) [size=4K]\n"
+        "\t\tVector table: BAR=5 offset=00000000\n"
+        "\t\tPBA: BAR=5 offset=00000600\n"
+    )
     (dev,) = parse_lspci(text)
     assert _bars(dev) == [(5, 4 * K, 0xFE900000, False, False, True, False)]
     assert dev.msix is None
@@ -327,7 +367,9 @@ def test_old_pciutils_prefix_flags_and_msix_line():
     )
     (dev,) = parse_lspci(text)
     assert [(b.index, b.address, b.prefetchable) for b in dev.bars] == [
-        (0, 0xF0000000, False), (2, None, True)]
+        (0, 0xF0000000, False),
+        (2, None, True),
+    ]
     assert dev.msix is not None
     assert (dev.msix.vectors, dev.msix.enabled, dev.msix.masked) == (32, True, False)
 
@@ -346,7 +388,10 @@ def test_plain_v_infers_indices_and_drops_msix_without_table_lines():
     )
     (dev,) = parse_lspci(text)
     assert [(b.index, b.is_io, b.index_inferred) for b in dev.bars] == [
-        (0, False, True), (2, True, True), (3, False, True)]
+        (0, False, True),
+        (2, True, True),
+        (3, False, True),
+    ]
     assert dev.msix is None
 
 
@@ -369,8 +414,10 @@ def test_sriov_vf_regions_are_not_device_bars():
 
 
 def test_n_header_and_spaces_for_tabs():
-    text = ("00:1f.6 0200: 8086:15bb (rev 10)\n"
-            "        Region 0: Memory at f7200000 (32-bit, non-prefetchable) [size=128K]\n")
+    text = (
+        "00:1f.6 0200: 8086:15bb (rev 10)\n"
+        "        Region 0: Memory at f7200000 (32-bit, non-prefetchable) [size=128K]\n"
+    )
     (dev,) = parse_lspci(text)
     assert (dev.vendor_id, dev.device_id, dev.bars[0].size) == (0x8086, 0x15BB, 128 * K)
 
@@ -396,28 +443,37 @@ def test_several_headers_in_one_listing():
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ("\tRegion 0: Memory at zz680000 (32-bit, non-prefetchable) [size=512K]",
-         "cannot read lspci Region line"),
-        ("\tRegion 0: Memory at db680000 (32-bit, non-prefetchable) [size=512X]",
-         "cannot read lspci Region line"),
-        ("\tRegion 6: Memory at db680000 (32-bit, non-prefetchable) [size=512K]",
-         "BAR index 6 is not 0..5"),
-        ("\tCapabilities: [70] MSI-X: Enable+ Count=abc Masked-",
-         "cannot read lspci MSI-X capability line"),
-        ("\tCapabilities: [70] MSI-X: Enable+ Count=0 Masked-",
-         "MSI-X Count=0 is not 1..2048"),
+        (
+            "\tRegion 0: Memory at zz680000 (32-bit, non-prefetchable) [size=512K]",
+            "cannot read lspci Region line",
+        ),
+        (
+            "\tRegion 0: Memory at db680000 (32-bit, non-prefetchable) [size=512X]",
+            "cannot read lspci Region line",
+        ),
+        (
+            "\tRegion 6: Memory at db680000 (32-bit, non-prefetchable) [size=512K]",
+            "BAR index 6 is not 0..5",
+        ),
+        (
+            "\tCapabilities: [70] MSI-X: Enable+ Count=abc Masked-",
+            "cannot read lspci MSI-X capability line",
+        ),
+        ("\tCapabilities: [70] MSI-X: Enable+ Count=0 Masked-", "MSI-X Count=0 is not 1..2048"),
         ("\t\tVector table: BAR=x offset=00000000", "cannot read lspci MSI-X location line"),
         ("\t\tPBA: BAR=3 offset=0000g000", "cannot read lspci MSI-X location line"),
         ("\t\tPBA: BAR=9 offset=00002000", "MSI-X BAR=9 is not 0..7"),
     ],
 )
 def test_unreadable_lines_raise_with_location(bad: str, message: str):
-    text = ("Some mail text.\n"
-            "> 0a:00.0 Ethernet controller: Intel Corporation I350 Gigabit Network Connection\n"
-            ">\tRegion 3: Memory at db7f8000 (32-bit, non-prefetchable) [size=16K]\n"
-            ">\tCapabilities: [70] MSI-X: Enable+ Count=10 Masked-\n"
-            f"> {bad}\r\n"
-            "> trailing\n")
+    text = (
+        "Some mail text.\n"
+        "> 0a:00.0 Ethernet controller: Intel Corporation I350 Gigabit Network Connection\n"
+        ">\tRegion 3: Memory at db7f8000 (32-bit, non-prefetchable) [size=16K]\n"
+        ">\tCapabilities: [70] MSI-X: Enable+ Count=10 Masked-\n"
+        f"> {bad}\r\n"
+        "> trailing\n"
+    )
     with pytest.raises(SourceError) as err:
         parse_lspci(text, "mail.txt")
     assert err.value.loc.line == 5
