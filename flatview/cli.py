@@ -141,7 +141,57 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not learn from QEMU's flat view; test flatview's rules alone",
     )
+    _add_diff_parsers(sub)
     return ap
+
+
+def _add_compare_options(p: argparse.ArgumentParser, first: str, second: str) -> None:
+    p.add_argument("first", metavar=first.upper(), help="dump file ('-' for stdin)")
+    p.add_argument("second", metavar=second.upper(), help="dump file ('-' for stdin)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--page-size",
+        action="append",
+        default=[],
+        metavar="SIZE",
+        help="host page size(s): 4K, 16K, 64K (repeatable or comma-separated; default 4K)",
+    )
+    p.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="BDF",
+        help="only this host device (repeatable)",
+    )
+    for side, dest in ((first, "first_dumps"), (second, "second_dumps")):
+        p.add_argument(
+            f"--{side}-dump",
+            dest=dest,
+            action="append",
+            type=int,
+            default=[],
+            metavar="LINE",
+            help=f"compare the dump of {side.upper()} starting at this line (as 'flatview "
+            "parse' lists them; repeatable: a tree and a flat view); default: the first "
+            "dump, with the next one if it is of the other kind",
+        )
+
+
+def _add_diff_parsers(sub) -> None:
+    p = sub.add_parser(
+        "diff", help="what changed between two dumps; direct-mapped pages per device/BAR"
+    )
+    _add_compare_options(p, "before", "after")
+    p = sub.add_parser(
+        "gate", help="CI gate: fail when a device loses direct-mapped pages (exit 1)"
+    )
+    _add_compare_options(p, "baseline", "candidate")
+    p.add_argument(
+        "--allow",
+        metavar="FILE",
+        help="allow-list of known regressions: 'DEVICE BAR PAGE_SIZE reason' per line",
+    )
+    p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report to FILE")
 
 
 def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
@@ -273,11 +323,78 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
     return "\n".join(lines) + "\n", EXIT_FINDING if bad else EXIT_OK
 
 
+def _sides(args: argparse.Namespace):
+    from .diff import load_side
+
+    if args.first == "-" and args.second == "-":
+        raise UsageError("only one of the two inputs can be '-' (standard input)")
+    sizes = api.parse_page_sizes(args.page_size or ["4K"])
+    sides = tuple(
+        load_side(api.read_text(f), f, lines)
+        for f, lines in ((args.first, args.first_dumps), (args.second, args.second_dumps))
+    )
+    return sides, sizes
+
+
+def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
+    from .diff import diff
+    from .render import diff as diff_render
+
+    (before, after), sizes = _sides(args)
+    devices = [d if d.count(":") != 1 else f"0000:{d}" for d in args.device]
+    report = diff(before, after, sizes, devices)
+    if args.json:
+        return json_render.dumps_json("diff", diff_render.diff_data(report)), EXIT_OK
+    return diff_render.diff_text(report), EXIT_OK
+
+
+def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
+    from .gate import gate, parse_allow
+    from .render import diff as diff_render
+    from .render.junit import junit_xml
+
+    rules = parse_allow(api.read_text(args.allow), args.allow) if args.allow else ()
+    (baseline, candidate), sizes = _sides(args)
+    report = gate(baseline, candidate, sizes, args.device, rules)
+    status = EXIT_OK if report.ok else EXIT_FINDING
+    if args.json:
+        out = json_render.dumps_json("gate", diff_render.gate_data(report))
+    else:
+        out = diff_render.gate_text(report)
+    if args.junit:
+        _write_file(args.junit, junit_xml(report))
+    return out, status
+
+
+def _write_file(path: str, text: str) -> None:
+    """Write all or nothing: a temporary file beside ``path``, then os.replace."""
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".flatview-", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; a report is not
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+
+
 COMMANDS: dict[str, Command] = {
     "parse": cmd_parse,
     "flatten": cmd_flatten,
     "check": cmd_check,
     "advise": cmd_advise,
+    "diff": cmd_diff,
+    "gate": cmd_gate,
 }
 
 

@@ -1,0 +1,768 @@
+"""What changed between two dumps: regions, flat ranges, direct-mapped pages.
+
+Each input becomes a :class:`Side`: the dumps compared (a tree, a flat view or both), the
+flat views (QEMU's own ``info mtree -f`` when the input has one, else recomputed from
+the tree), the system view and the assigned devices (:func:`flatview.devices.gather`).
+:func:`diff` then compares two sides in three ways, all pure:
+
+* **Regions** (both sides have a tree): regions are matched by their *path* -- the names
+  from the root down, each with its ``-o`` owner text when printed and its occurrence
+  among same-named siblings -- never by name alone.  A region is added, removed, moved
+  (its offset in the parent changed), resized, re-prioritised, enabled, disabled, of
+  another type, or an alias retargeted.  A subtree that comes or goes is one change.
+* **Flat ranges**, per address space (views matched by address-space name; address
+  spaces whose before and after views are identical are folded into one entry): the
+  union of both views' boundaries is swept and every interval whose owner differs is
+  reported, merged: ``kind`` (direct <-> trapped, e.g. ``ramd`` -> ``i/o``), ``type``,
+  ``region``, ``offset``, ``priority``, ``added`` (was unassigned), ``removed``.
+* **Direct-mapped pages** per device, BAR and host page size (:func:`bar_diffs`): read off
+  each side's system view with :func:`flatview.pages.bar_pages`; a page is direct-mapped
+  when KVM can map it whole (inside one ``ramd`` range).  A BAR *regresses* when a page
+  that was direct-mapped is not any more, or its count of direct pages drops; a device
+  that disappears regresses too.  :mod:`flatview.gate` turns these into a CI verdict.
+
+Pages are counted literally, BAR by BAR: a BAR that holds only MSI-X (the advisor's
+``msix_only``) still counts the pages its table takes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from . import api
+from .devices import DeviceFacts, gather, system_view
+from .errors import UsageError
+from .model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump, walk
+from .pages import LostPage, bar_pages
+from .vfio import VFIO_NAME
+
+__all__ = [
+    "BarDiff",
+    "BarFigures",
+    "DeviceDiff",
+    "DiffReport",
+    "RangeChange",
+    "RegionChange",
+    "Side",
+    "Trap",
+    "ViewDiff",
+    "bar_diffs",
+    "bar_figures",
+    "diff",
+    "diff_trees",
+    "diff_views",
+    "load_side",
+    "range_changes",
+    "select_dumps",
+    "side_from_dumps",
+    "verdict",
+]
+
+
+# ------------------------------------------------------------------------------ inputs
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One input of a comparison."""
+
+    name: str
+    tree: MtreeDump | None
+    flat: FlatDump | None
+    views: tuple[FlatView, ...]  # QEMU's own (flat) or recomputed from the tree
+    view: FlatView | None  # the system view (what CPUs see)
+    facts: tuple[DeviceFacts, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def recomputed(self) -> bool:
+        return self.flat is None
+
+    @property
+    def label(self) -> str:
+        used = [
+            f"{kind} at line {d.line}"
+            for kind, d in (("info mtree", self.tree), ("info mtree -f", self.flat))
+            if d is not None
+        ]
+        return f"{self.name} ({', '.join(used)})"
+
+
+def select_dumps(dumps: Sequence[Dump], name: str, lines: Sequence[int] = ()) -> list[Dump]:
+    """The dumps to compare: those starting at ``lines`` (as ``flatview parse`` lists
+    them), else the first dump and, when the next one is of the other kind (``info
+    mtree`` and ``info mtree -f`` taken together), that one too."""
+    if lines:
+        by_line = {d.line: d for d in dumps}
+        missing = [n for n in lines if n not in by_line]
+        if missing:
+            have = ", ".join(str(d.line) for d in dumps)
+            raise UsageError(f"{name}: no dump starts at line {missing[0]} (dumps start at {have})")
+        chosen = [by_line[n] for n in dict.fromkeys(lines)]
+        kinds = Counter(d.kind for d in chosen)
+        if max(kinds.values()) > 1:
+            raise UsageError(f"{name}: choose at most one tree and one flat-view dump per side")
+        return chosen
+    chosen = list(dumps[:1])
+    if len(dumps) > 1 and dumps[1].kind != dumps[0].kind:
+        chosen.append(dumps[1])
+    return chosen
+
+
+def side_from_dumps(dumps: Sequence[Dump], name: str, notes: Sequence[str] = ()) -> Side:
+    """A side from its dumps: a tree alone is flattened (its views recomputed)."""
+    trees, flats = api.split_kinds(dumps)
+    tree = trees[0] if trees else None
+    flat = flats[0] if flats else None
+    flattened = api.flatten(tree, flats[:1]) if tree is not None else None
+    if flat is not None:
+        views = flat.views
+    elif flattened is not None:
+        views = flattened.views
+    else:
+        raise UsageError(f"{name}: no dump to compare")
+    view = system_view(views)
+    facts = gather(view=view, tree=tree, flattened=flattened)
+    return Side(name, tree, flat, tuple(views), view, tuple(facts), tuple(notes))
+
+
+def load_side(text: str, name: str, lines: Sequence[int] = ()) -> Side:
+    """Parse an input (file text, stdin, pasted mail) into a side.  Only the dumps are
+    read: lspci text in the same input is ignored."""
+    dumps = api.parse_text(text, name)
+    chosen = select_dumps(dumps, name, lines)
+    notes = []
+    if len(dumps) > len(chosen) and not lines:
+        where = " and ".join(f"line {d.line}" for d in chosen)
+        notes.append(
+            f"{name} holds {len(dumps)} dumps; compared the one(s) at {where} "
+            "(choose others with the --...-dump LINE options)"
+        )
+    return side_from_dumps(chosen, name, notes)
+
+
+def _device_of(names: Iterable[str]) -> str | None:
+    for n in names:
+        m = VFIO_NAME.match(n)
+        if m:
+            return m["bdf"]
+    return None
+
+
+# ----------------------------------------------------------------------------- regions
+
+
+@dataclass(frozen=True, slots=True)
+class RegionRef:
+    """What a region looked like on one side (enough to print and to compare)."""
+
+    name: str
+    start: int
+    size: int
+    priority: int
+    type: str
+    enabled: bool
+    alias: str | None  # "TARGET @OFFSET"
+    owner: str | None
+    line: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegionChange:
+    where: str  # "address-space: memory" or "memory-region: pci"
+    path: tuple[str, ...]  # names from the root down to the region
+    what: tuple[str, ...]  # added, removed, moved, resized, re-prioritised, ...
+    before: RegionRef | None
+    after: RegionRef | None
+    below: int = 0  # added or removed: how many subregions came or went with it
+    device: str | None = None
+
+
+def _ref(mr: MemoryRegion) -> RegionRef:
+    alias = f"{mr.alias.target_name} @{mr.alias.offset:#x}" if mr.alias is not None else None
+    owner = mr.owner.text.strip() if mr.owner is not None else None
+    return RegionRef(
+        mr.name, mr.start, mr.size, mr.priority, mr.type, mr.enabled, alias, owner, mr.line
+    )
+
+
+def _keyed(children: Sequence[MemoryRegion]) -> dict[tuple, MemoryRegion]:
+    """Children by (name, owner, occurrence among same-named siblings)."""
+    seen: Counter = Counter()
+    out = {}
+    for c in children:
+        base = (c.name, c.owner.text if c.owner is not None else None)
+        out[(*base, seen[base])] = c
+        seen[base] += 1
+    return out
+
+
+def _what_changed(b: MemoryRegion, a: MemoryRegion) -> tuple[str, ...]:
+    if b.hidden and a.hidden:
+        return ()
+    checks = (
+        ("moved", b.addr != a.addr),
+        ("resized", b.size != a.size),
+        ("re-prioritised", b.priority != a.priority),
+        ("disabled", b.enabled and not a.enabled),
+        ("enabled", a.enabled and not b.enabled),
+        ("type changed", b.type != a.type),
+        ("alias retargeted", _ref(b).alias != _ref(a).alias),
+    )
+    return tuple(what for what, changed in checks if changed)
+
+
+def _count(mr: MemoryRegion) -> int:
+    return sum(1 for _ in walk(mr)) - 1
+
+
+def _diff_region(
+    where: str, path: tuple[str, ...], b: MemoryRegion, a: MemoryRegion, out: list[RegionChange]
+) -> None:
+    path = (*path, a.name if not a.hidden else "(hidden)")
+    what = _what_changed(b, a)
+    if what:
+        out.append(RegionChange(where, path, what, _ref(b), _ref(a), 0, _device_of(path)))
+    bk, ak = _keyed(b.subregions), _keyed(a.subregions)
+    for k, c in bk.items():
+        if k not in ak:
+            p = (*path, c.name)
+            out.append(
+                RegionChange(where, p, ("removed",), _ref(c), None, _count(c), _device_of(p))
+            )
+    for k, c in ak.items():
+        if k in bk:
+            _diff_region(where, path, bk[k], c, out)
+        else:
+            p = (*path, c.name)
+            out.append(RegionChange(where, p, ("added",), None, _ref(c), _count(c), _device_of(p)))
+
+
+def _sections(dump: MtreeDump) -> Iterator[tuple[str, MemoryRegion | None]]:
+    """The ``memory-region:`` sections that are not regions of an address-space tree."""
+    seen = {id(mr) for g in dump.address_spaces if g.root for mr, _ in walk(g.root)}
+    for s in dump.sections:
+        if s.root is None or id(s.root) not in seen:
+            yield s.name, s.root
+
+
+def _pair_roots(before: MtreeDump, after: MtreeDump):
+    """(label, before root, after root): address spaces paired by name (those sharing a
+    root on both sides folded into one label), then sections by name and occurrence."""
+    bmap = {n: g.root for g in before.address_spaces for n in g.names}
+    amap = {n: g.root for g in after.address_spaces for n in g.names}
+    pairs: dict[tuple[int, int], tuple[list[str], MemoryRegion | None, MemoryRegion | None]] = {}
+    for n in dict.fromkeys([*bmap, *amap]):
+        b, a = bmap.get(n), amap.get(n)
+        pairs.setdefault((id(b), id(a)), ([], b, a))[0].append(n)
+    for names, b, a in pairs.values():
+        yield "address-space: " + ", ".join(names), b, a
+    bsec: dict[tuple[str, int], MemoryRegion | None] = {}
+    asec: dict[tuple[str, int], MemoryRegion | None] = {}
+    for dump, out in ((before, bsec), (after, asec)):
+        count: Counter = Counter()
+        for name, root in _sections(dump):
+            out[(name, count[name])] = root
+            count[name] += 1
+    for key in dict.fromkeys([*bsec, *asec]):
+        yield f"memory-region: {key[0]}", bsec.get(key), asec.get(key)
+
+
+def diff_trees(before: MtreeDump, after: MtreeDump) -> tuple[RegionChange, ...]:
+    """Region changes between two trees (see the module docstring)."""
+    out: list[RegionChange] = []
+    for label, b, a in _pair_roots(before, after):
+        if b is not None and a is not None:
+            _diff_region(label, (), b, a, out)
+        elif b is not None or a is not None:
+            mr = a if b is None else b
+            assert mr is not None
+            ref, what = _ref(mr), ("added",) if b is None else ("removed",)
+            before_ref, after_ref = (None, ref) if b is None else (ref, None)
+            out.append(RegionChange(label, (mr.name,), what, before_ref, after_ref, _count(mr)))
+    return tuple(out)
+
+
+# ------------------------------------------------------------------------- flat ranges
+
+
+@dataclass(frozen=True, slots=True)
+class RangeRef:
+    name: str
+    type: str
+    priority: int
+    offset: int  # offset in the region at the start of the changed interval
+
+
+@dataclass(frozen=True, slots=True)
+class RangeChange:
+    start: int
+    end: int  # exclusive
+    what: str  # kind, type, region, offset, priority, added, removed
+    before: RangeRef | None
+    after: RangeRef | None
+    device: str | None = None
+    bar: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ViewDiff:
+    """The changes of one flat view; ``address_spaces`` lists every address space whose
+    before and after views are these (identical views folded together)."""
+
+    address_spaces: tuple[str, ...]
+    changes: tuple[RangeChange, ...]
+    before_line: int | None
+    after_line: int | None
+    only_in: str | None = None  # "before" or "after": the address space is on one side
+
+
+def kind(type_: str) -> str:
+    """What the guest gets from a range of this printed type."""
+    if type_ in ("ram", "ramd"):
+        return "direct"
+    if type_ in ("rom", "romd"):
+        return "rom"
+    return "trapped"
+
+
+def _names(v: FlatView) -> tuple[str, ...]:
+    return v.names or (f"(root {v.root})",)
+
+
+def _signature(v: FlatView | None) -> tuple | None:
+    if v is None:
+        return None
+    return tuple((r.start, r.size, r.type, r.name, r.offset, r.priority) for r in v.ranges)
+
+
+class _Cover:
+    """Which range covers an address (views are sorted and disjoint)."""
+
+    def __init__(self, ranges: Sequence[FlatRange]) -> None:
+        self.ranges = ranges
+        self.starts = [r.start for r in ranges]
+
+    def at(self, x: int) -> FlatRange | None:
+        i = bisect.bisect_right(self.starts, x) - 1
+        if i >= 0 and self.ranges[i].end > x:
+            return self.ranges[i]
+        return None
+
+
+def _classify(rb: FlatRange | None, ra: FlatRange | None, x: int) -> str | None:
+    if rb is None or ra is None:
+        return None if rb is ra else ("added" if rb is None else "removed")
+    if kind(rb.type) != kind(ra.type):
+        return "kind"
+    if rb.type != ra.type:
+        return "type"
+    if rb.name != ra.name:
+        return "region"
+    if rb.offset + x - rb.start != ra.offset + x - ra.start:
+        return "offset"
+    if rb.priority != ra.priority:
+        return "priority"
+    return None
+
+
+def _rref(r: FlatRange | None, x: int) -> RangeRef | None:
+    if r is None:
+        return None
+    return RangeRef(r.name, r.type, r.priority, r.offset + x - r.start)
+
+
+def _same_owner(c: RangeChange, rb: FlatRange | None, ra: FlatRange | None) -> bool:
+    def same(ref: RangeRef | None, r: FlatRange | None) -> bool:
+        if ref is None or r is None:
+            return ref is None and r is None
+        return (ref.name, ref.type) == (r.name, r.type)
+
+    return same(c.before, rb) and same(c.after, ra)
+
+
+def range_changes(
+    before: FlatView | None, after: FlatView | None, spans: Sequence[tuple] = ()
+) -> tuple[RangeChange, ...]:
+    """Sweep the union of both views' boundaries; merge neighbouring intervals that
+    changed the same way.  ``spans`` (lo, hi, device, bar) attribute changes to BARs."""
+    br = before.ranges if before is not None else ()
+    ar = after.ranges if after is not None else ()
+    cuts = sorted({x for r in (*br, *ar) for x in (r.start, r.end)})
+    cb, ca = _Cover(br), _Cover(ar)
+    out: list[RangeChange] = []
+    for lo, hi in itertools.pairwise(cuts):
+        rb, ra = cb.at(lo), ca.at(lo)
+        what = _classify(rb, ra, lo)
+        if what is None:
+            continue
+        last = out[-1] if out else None
+        if last is not None and last.end == lo and last.what == what and _same_owner(last, rb, ra):
+            out[-1] = RangeChange(
+                last.start, hi, what, last.before, last.after, last.device, last.bar
+            )
+            continue
+        dev, bar = next(((d, k) for s, e, d, k in spans if s <= lo < e), (None, None))
+        out.append(RangeChange(lo, hi, what, _rref(rb, lo), _rref(ra, lo), dev, bar))
+    return tuple(out)
+
+
+def diff_views(
+    before: Sequence[FlatView],
+    after: Sequence[FlatView],
+    spans: Sequence[tuple] = (),
+    system: tuple[FlatView | None, FlatView | None] = (None, None),
+) -> tuple[tuple[ViewDiff, ...], tuple[tuple[str, ...], ...]]:
+    """Changed views (folded by address space) and the address spaces left unchanged.
+    ``spans`` attribute ranges to device BARs in the system views ``system``."""
+    bmap = {n: v for v in before for n in _names(v)}
+    amap = {n: v for v in after for n in _names(v)}
+    if before and after and not set(bmap) & set(amap):
+        # No address space in common (a tree of sections only vs. a -f dump): compare
+        # the system views with each other.
+        sb, sa = system_view(before), system_view(after)
+        label = " / ".join(dict.fromkeys([*_names(sb), *_names(sa)]))  # type: ignore[arg-type]
+        bmap, amap = {label: sb}, {label: sa}
+    groups: dict[tuple, list[str]] = {}
+    pair: dict[tuple, tuple[FlatView | None, FlatView | None]] = {}
+    sigs: dict[int, tuple | None] = {}
+    for n in dict.fromkeys([*bmap, *amap]):
+        b, a = bmap.get(n), amap.get(n)
+        key = tuple(sigs.setdefault(id(v), _signature(v)) if v else None for v in (b, a))
+        groups.setdefault(key, []).append(n)
+        pair.setdefault(key, (b, a))
+    changed, same = [], []
+    for key, names in groups.items():
+        b, a = pair[key]
+        if key[0] == key[1]:
+            same.append(tuple(names))
+            continue
+        in_system = any(v is not None and v is s for v, s in zip((b, a), system, strict=True))
+        changes = range_changes(b, a, spans if in_system else ())
+        only = "after" if b is None else "before" if a is None else None
+        changed.append(
+            ViewDiff(tuple(names), changes, b.line if b else None, a.line if a else None, only)
+        )
+    return tuple(changed), tuple(same)
+
+
+# ------------------------------------------------------------------ direct-mapped pages
+
+
+@dataclass(frozen=True, slots=True)
+class BarFigures:
+    """One BAR of one device on one side, at one host page size."""
+
+    index: int
+    page_size: int
+    guest_base: int | None
+    guest_size: int
+    host_size: int  # 0: no host BAR behind it (relocation space only)
+    is_io: bool
+    ramd_bytes: int
+    pages_total: int
+    pages_direct: int
+    lost: tuple[LostPage, ...]
+    holds: tuple[str, ...]  # msix-table, msix-pba and quirk ranges inside the BAR
+    msix_only: bool = False
+
+    def page_at(self, offset: int) -> bool:
+        """Is there a host page of this BAR at this offset (relative to the guest base)?"""
+        if self.guest_base is None or not self.pages_total:
+            return False
+        p = self.guest_base + offset
+        first = self.guest_base // self.page_size * self.page_size
+        return p % self.page_size == 0 and first <= p < first + self.pages_total * self.page_size
+
+
+def _holds(view: FlatView, lo: int, hi: int) -> tuple[str, ...]:
+    names = [
+        r.name
+        for r in view.ranges
+        if r.start < hi
+        and r.end > lo
+        and (r.name in ("msix-table", "msix-pba") or "quirk" in r.name)
+    ]
+    return tuple(dict.fromkeys(names))
+
+
+def _figures(f: DeviceFacts, k: int, view: FlatView | None, page: int) -> BarFigures:
+    dev = f.device
+    hb = dev.bar(k)
+    ob = f.observed.bar(k) if f.observed is not None else None
+    host = hb.size if hb is not None and hb.size else 0
+    is_io = hb is not None and hb.is_io
+    g = None if is_io else f.guest_bases.get(k)
+    gsize = ob.guest_size if ob is not None else host
+    holds = _holds(view, g, g + gsize) if view is not None and g is not None else ()
+    if is_io or not host or g is None or view is None:
+        return BarFigures(k, page, g, gsize, host, is_io, 0, 0, 0, (), holds)
+    dedicated = dev.msix is not None and dev.msix.dedicated_bar(host) == k
+    bp = bar_pages(
+        view.ranges, index=k, guest_base=g, size=host, guest_size=max(gsize, host), page=page
+    )
+    direct = bp.pages_total - len(bp.lost)
+    return BarFigures(
+        k,
+        page,
+        g,
+        gsize,
+        host,
+        False,
+        bp.ramd_bytes,
+        bp.pages_total,
+        direct,
+        bp.lost,
+        holds,
+        dedicated,
+    )
+
+
+def bar_figures(side: Side, page: int) -> dict[str, dict[int, BarFigures]]:
+    """Every device's BARs (host BARs and guest-only ones) at one page size."""
+    out: dict[str, dict[int, BarFigures]] = {}
+    for f in side.facts:
+        bars = {b.index for b in f.device.bars}
+        if f.observed is not None:
+            bars |= {b.index for b in f.observed.bars}
+        out[f.device.address] = {k: _figures(f, k, side.view, page) for k in sorted(bars)}
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Trap:
+    """What takes (part of) a lost page, in offsets from the BAR's guest base."""
+
+    name: str
+    start: int
+    end: int  # exclusive
+    what: str  # msix-table, msix-pba, quirk, trapped, relocation space, direct, none
+    guest: int | None = None  # guest-physical address of ``start``
+
+
+@dataclass(frozen=True, slots=True)
+class BarDiff:
+    """Direct-mapped pages of one BAR (``index`` None: the whole device) before and after."""
+
+    device: str
+    index: int | None
+    page_size: int
+    before: BarFigures | None
+    after: BarFigures | None
+    pages_before: int
+    pages_after: int
+    lost: tuple[int, ...] = ()  # offsets of pages direct before and not after
+    gained: tuple[int, ...] = ()
+    traps: tuple[Trap, ...] = ()  # what takes the lost pages now
+    why: str = ""  # the lost pages' cause in words, when no trap names it
+    gone: bool = False  # the device is not in ``after`` at all
+
+    @property
+    def regressed(self) -> bool:
+        return self.gone or self.pages_after < self.pages_before or bool(self.lost)
+
+
+def _holds_text(b: BarFigures | None, a: BarFigures) -> list[str]:
+    if b is None:
+        return [f"holds {', '.join(a.holds)}"] if a.holds else []
+    out = [f"{n} moved out" for n in b.holds if n not in a.holds]
+    out += [f"now holds {n}" for n in a.holds if n not in b.holds]
+    return out
+
+
+def verdict(d: BarDiff) -> str:
+    """One line on what happened to a BAR's direct-mapped pages."""
+    b, a = d.before, d.after
+    if d.gone:
+        return "device gone"
+    if a is None:
+        if b is not None and not b.host_size and not b.is_io:
+            return "BAR gone (it had no host pages: relocation space)"
+        return "BAR gone" + (f": {d.pages_before} direct page(s) lost" if d.pages_before else "")
+    if a.is_io:
+        return "I/O BAR: always trapped"
+    if b is None:
+        head = (
+            "new BAR, no host pages (relocation space)"
+            if not a.host_size
+            else f"new BAR: {a.pages_direct} of {a.pages_total} page(s) direct"
+        )
+    elif not a.host_size and not b.host_size:
+        head = "no host pages (relocation space)"
+    else:
+        lost = max(len(d.lost), d.pages_before - d.pages_after)
+        gained = len(d.gained) or max(0, d.pages_after - d.pages_before)
+        bits = [f"loses {lost} page(s)"] if lost else []
+        bits += [f"gains {gained} page(s)"] if gained else []
+        if bits:
+            head = ", ".join(bits)
+        elif d.pages_before == d.pages_after == 0 and b.ramd_bytes == a.ramd_bytes == 0:
+            head = "stays trapped (no mmap in either dump)"
+        elif d.pages_before == d.pages_after == 0:
+            head = "no whole page direct-mapped on either side"
+        else:
+            head = "unchanged"
+    return "; ".join([head, *_holds_text(b, a)])
+
+
+def _traps(a: BarFigures, offsets: set[int]) -> tuple[Trap, ...]:
+    parts = sorted(
+        (p for lp in a.lost if lp.offset in offsets for p in lp.parts if p.what != "direct"),
+        key=lambda p: (p.start, p.end),
+    )
+    out: list[Trap] = []
+    for p in parts:
+        if out and out[-1].name == p.name and out[-1].end >= p.start:
+            last = out[-1]
+            out[-1] = Trap(last.name, last.start, max(last.end, p.end), last.what, last.guest)
+            continue
+        g = a.guest_base + p.start if a.guest_base is not None else None
+        out.append(Trap(p.name, p.start, p.end, p.what, g))
+    return tuple(out)
+
+
+def _compare_bar(dev: str, k: int, b: BarFigures | None, a: BarFigures | None, page: int):
+    pb = b.pages_direct if b is not None else 0
+    pa = a.pages_direct if a is not None else 0
+    if b is None or a is None:
+        why = "" if a is not None else f"BAR {k} is not in the candidate"
+        return BarDiff(dev, k, page, b, a, pb, pa, why=why if pb else "")
+    b_lost = {p.offset for p in b.lost}
+    a_lost = {p.offset for p in a.lost}
+    lost = tuple(sorted(o for o in a_lost - b_lost if b.page_at(o)))
+    gained = tuple(sorted(o for o in b_lost - a_lost if a.page_at(o)))
+    traps = _traps(a, set(lost))
+    why = ""
+    if lost and not traps:
+        why = "no ramd range covers the page(s) any more (nothing mapped there)"
+    elif pa < pb and not lost:
+        why = (
+            f"BAR {k} is {a.host_size:#x} bytes now, {b.host_size:#x} before"
+            if a.host_size != b.host_size
+            else f"BAR {k} moved to {a.guest_base:#x} and its pages no longer align"
+        )
+    return BarDiff(dev, k, page, b, a, pb, pa, lost, gained, traps, why)
+
+
+def bar_diffs(
+    before: Side, after: Side, page_sizes: Sequence[int], devices: Iterable[str] = ()
+) -> tuple[BarDiff, ...]:
+    """Direct-mapped pages of every device's BARs, before and after, at each page size
+    (``devices``: only these host addresses).  A device gone from ``after`` is one
+    BarDiff with ``index`` None."""
+    wanted = set(devices)
+    out: list[BarDiff] = []
+    for page in page_sizes:
+        fb, fa = bar_figures(before, page), bar_figures(after, page)
+        for dev in sorted({*fb, *fa}):
+            if wanted and dev not in wanted:
+                continue
+            bb, ab = fb.get(dev), fa.get(dev)
+            if ab is None:
+                assert bb is not None
+                total = sum(x.pages_direct for x in bb.values())
+                out.append(
+                    BarDiff(
+                        dev,
+                        None,
+                        page,
+                        None,
+                        None,
+                        total,
+                        0,
+                        why="device not in the candidate",
+                        gone=True,
+                    )
+                )
+                continue
+            for k in sorted({*(bb or {}), *ab}):
+                out.append(_compare_bar(dev, k, (bb or {}).get(k), ab.get(k), page))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------- the diff
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceDiff:
+    bdf: str
+    in_before: bool
+    in_after: bool
+    bars: tuple[BarDiff, ...]
+    regions: tuple[RegionChange, ...]
+    ranges: tuple[RangeChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DiffReport:
+    before: str
+    after: str
+    page_sizes: tuple[int, ...]
+    regions: tuple[RegionChange, ...]  # every region change (also in ``devices``)
+    views: tuple[ViewDiff, ...]
+    unchanged: tuple[tuple[str, ...], ...]  # address spaces whose flat view is the same
+    devices: tuple[DeviceDiff, ...]
+    regressions: tuple[BarDiff, ...]  # what `flatview gate BEFORE AFTER` fails on
+    reverse_regressions: tuple[BarDiff, ...]  # ... and `flatview gate AFTER BEFORE`
+    notes: tuple[str, ...] = ()
+
+
+def _spans(*sides: Side) -> list[tuple[int, int, str, int]]:
+    out = []
+    for s in sides:
+        for f in s.facts:
+            for b in f.observed.bars if f.observed is not None else ():
+                out.append((b.guest_base, b.guest_base + b.guest_size, f.device.address, b.index))
+    return out
+
+
+def diff(
+    before: Side, after: Side, page_sizes: Sequence[int], devices: Iterable[str] = ()
+) -> DiffReport:
+    """Everything that changed from ``before`` to ``after`` (see the module docstring)."""
+    notes = [*before.notes, *after.notes]
+    if before.tree is not None and after.tree is not None:
+        regions = diff_trees(before.tree, after.tree)
+    else:
+        regions = ()
+        if before.tree is not None or after.tree is not None:
+            notes.append("a tree on one side only: region changes not compared")
+    for s in (before, after):
+        if s.recomputed:
+            notes.append(f"{s.name}: flat views recomputed from the tree")
+    views, same = diff_views(
+        before.views, after.views, _spans(after, before), (before.view, after.view)
+    )
+    wanted = list(devices)
+    bars = bar_diffs(before, after, page_sizes, wanted)
+    reverse = bar_diffs(after, before, page_sizes, wanted)
+    ranges = [c for v in views for c in v.changes]
+    bdfs = sorted({f.device.address for s in (before, after) for f in s.facts})
+    devs = tuple(
+        DeviceDiff(
+            bdf,
+            any(f.device.address == bdf for f in before.facts),
+            any(f.device.address == bdf for f in after.facts),
+            tuple(b for b in bars if b.device == bdf),
+            tuple(c for c in regions if c.device == bdf),
+            tuple(c for c in ranges if c.device == bdf),
+        )
+        for bdf in bdfs
+        if not wanted or bdf in wanted
+    )
+    return DiffReport(
+        before.label,
+        after.label,
+        tuple(page_sizes),
+        regions,
+        views,
+        same,
+        devs,
+        tuple(b for b in bars if b.regressed),
+        tuple(b for b in reverse if b.regressed),
+        tuple(notes),
+    )
