@@ -42,10 +42,7 @@ _DUMP_LINE = (
     r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio ))"
 )
 _IS_DUMP = re.compile(_DUMP_LINE)
-# Any line of a whole text that is neither blank nor a dump line (fast-path check).
-_NOT_DUMP_ANYWHERE = re.compile(r"^(?!" + _DUMP_LINE + r"|$)", re.M)
 _PROMPT = re.compile(r"^\(qemu\)")
-_TRAILING_BLANK = re.compile(r"[ \t]$", re.M)
 _DISPATCH_TAB = re.compile(r"^\t[ \d.]+ skip=")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 # A joined line must still read as a complete region or heading line.
@@ -109,21 +106,32 @@ def check_text(text: str, file: str) -> None:
 
 def segments(text: str, file: str = "-") -> list[Segment]:
     """Return every run of dump lines in ``text``, cleaned (see the module docstring)."""
+    if not text.strip():
+        raise SourceError(SourceLocation(file, 1), "empty input: no dump found")
+    norm = text.replace("\r\n", "\n") if "\r\n" in text else text  # QMP ends lines CRLF
+    if "\r" not in norm:
+        lines = norm.split("\n")
+        # Fast path: a monitor dump as QEMU printed it, nothing to undo.  Dumps repeat
+        # their lines (one tree per address space before 7.0): check each distinct one.
+        if all(map(_as_printed, set(lines))):
+            if lines[-1] == "":
+                lines.pop()
+            return _trimmed([Segment(tuple(lines), tuple(range(1, len(lines) + 1)))])
     check_text(text, file)
-    if "\r\n" in text:  # monitor output read through QMP ends its lines with CRLF
-        text = text.replace("\r\n", "\n")
-    if (
-        "\r" not in text
-        and not _TRAILING_BLANK.search(text)
-        and not _NOT_DUMP_ANYWHERE.search(text)
-        and "\t" not in text.replace("\n\t", "\n")
-    ):
-        # Fast path: a clean monitor dump as QEMU printed it, nothing to undo.
-        lines = text.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        return _trimmed([Segment(tuple(lines), tuple(range(1, len(lines) + 1)))])
-    return _trimmed(_slow_segments(text))
+    return _trimmed(_slow_segments(norm))
+
+
+def _as_printed(line: str) -> bool:
+    """Blank, or a dump line with nothing a paste adds: no quote, prompt, control
+    character, trailing blank, or tab other than the leading one of ``-d`` entries."""
+    if not line:
+        return True
+    return (
+        _IS_DUMP.match(line) is not None
+        and line[-1] not in " \t"
+        and "\t" not in line[1:]
+        and not _CONTROL.search(line)
+    )
 
 
 def _clean(raw: str) -> tuple[int, str]:
