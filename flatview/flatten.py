@@ -88,7 +88,7 @@ class _Renderer:
     know: Knowledge
     guesses: dict[tuple[int, str], Guess] = field(default_factory=dict)
     ambiguities: list[Ambiguity] = field(default_factory=list)
-    _seen_amb: set[tuple[int, int]] = field(default_factory=set)
+    _seen_amb: set[tuple] = field(default_factory=set)
     placements: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
     view_index: int = 0
 
@@ -118,6 +118,8 @@ class _Renderer:
     ) -> None:
         """render_memory_region: ``clip`` is [start, end); ``base`` may be negative."""
         if not mr.enabled:
+            if mr.hidden and mr.subregions:
+                self._hidden(mr, base)
             return
         base += mr.addr
         ro = ro or self.readonly(mr)
@@ -131,6 +133,8 @@ class _Renderer:
         if mr.alias is not None:
             target = mr.alias.target
             if target is not None:
+                if not ro and target.type in ("ram", "ramd") and not self.know.flat_names:
+                    self._maybe_readonly(mr, target, clip)
                 self.render(view, target, base - target.addr - mr.alias.offset, clip, ro, nv)
             return
         for child in self.know.render_order(mr):
@@ -139,6 +143,50 @@ class _Renderer:
             self._check_overlap(mr, first, other, why, base, clip)
         if self.terminates(mr):
             _fill_gaps(view, mr, base, clip, ro, nv)
+
+    def _hidden(self, mr: MemoryRegion, base: int) -> None:
+        """Subregions printed one level too deep: their parent is a disabled region QEMU
+        >= 5.1 did not print (no -D), so none of them renders (spec §4 G)."""
+        if ("hidden", id(mr)) in self._seen_amb:
+            return
+        self._seen_amb.add(("hidden", id(mr)))
+        base += mr.addr
+        lo = min(base + c.addr for c in mr.subregions)
+        hi = max(base + c.addr + c.size for c in mr.subregions)
+        self.ambiguities.append(
+            Ambiguity(
+                "hidden disabled region",
+                mr.subregions,
+                lo,
+                hi,
+                (
+                    "nothing renders: these subregions belong to a disabled region that "
+                    "'info mtree' hid (QEMU >= 5.1 without -D)",
+                    "take 'info mtree -D' to see the region and confirm",
+                ),
+            )
+        )
+
+    def _maybe_readonly(
+        self, alias: MemoryRegion, target: MemoryRegion, clip: tuple[int, int]
+    ) -> None:
+        """memory_region_set_readonly on an alias is never printed (spec §4 D)."""
+        if ("ro", id(alias)) in self._seen_amb or clip[0] >= clip[1]:
+            return
+        self._seen_amb.add(("ro", id(alias)))
+        self.ambiguities.append(
+            Ambiguity(
+                "read-only alias?",
+                (alias,),
+                clip[0],
+                clip[1],
+                (
+                    f"{alias.name!r} is writable: the guest sees {target.name!r} as "
+                    f"{target.type} (flatview's reading)",
+                    f"if QEMU set {alias.name!r} read-only, QEMU prints these ranges as rom",
+                ),
+            )
+        )
 
     def _check_overlap(
         self,

@@ -144,7 +144,7 @@ class Knowledge:
         for pattern, why in TERMINATING_PARENTS:
             if pattern.match(mr.name):
                 return Rule(True, why)
-        if mr.subregions:
+        if any(not c.hidden for c in mr.subregions):  # what the dump printed under it
             if self.flat_names:
                 return Rule(False, "pure container: never in QEMU's flat view of this machine")
             return Rule(

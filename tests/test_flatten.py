@@ -1265,3 +1265,44 @@ def test_device_mmio_bar_holding_its_msix_table_terminates():
         (0xFEBD3808, 0xFEBD3FFF, 1, "i/o", "megasas-mmio", 0x3808),
         (0xFEBD4000, 0xFEBD7FFF, 1, "i/o", "mptsas-mmio", 0),
     ]
+
+
+# ------------------------------------------------- what the tree cannot show (spec §4 D, G)
+
+
+def test_alias_onto_ram_is_reported_as_possibly_read_only():
+    # memory_region_set_readonly on an alias is never printed: the alias `win` onto RAM
+    # renders as ram, and the report names the alias and its range, 0x1000-0x1fff.
+    text = """\
+address-space: memory
+  0000000000000000-ffffffffffffffff (prio 0, i/o): system
+    0000000000001000-0000000000001fff (prio 0, ram): alias win @blk \
+0000000000000000-0000000000000fff
+
+memory-region: blk
+  0000000000000000-000000000000ffff (prio 0, ram): blk
+
+"""
+    (dump,) = read_dumps(text, "t")
+    result = flatten(dump)
+    (amb,) = [a for a in result.ambiguities if a.kind == "read-only alias?"]
+    assert ([r.name for r in amb.regions], amb.start, amb.end) == (["win"], 0x1000, 0x2000)
+    assert any("rom" in o for o in amb.outcomes)
+
+
+def test_children_of_a_hidden_disabled_region_are_reported():
+    # QEMU >= 5.1 without -D: `devB-container` [disabled] is not printed, its child prints
+    # two levels below `system` (spec §6.4 shape); nothing renders at 0x10000-0x10fff.
+    text = """\
+address-space: memory
+  0000000000000000-ffffffffffffffff (prio 0, i/o): system
+    0000000000000000-000000000000ffff (prio 1, i/o): devA
+        0000000000010000-0000000000010fff (prio 0, i/o): devB-regs
+
+"""
+    (dump,) = read_dumps(text, "t")
+    result = flatten(dump)
+    (amb,) = [a for a in result.ambiguities if a.kind == "hidden disabled region"]
+    assert [r.name for r in amb.regions] == ["devB-regs"]
+    assert (amb.start, amb.end) == (0x10000, 0x10000 + 0x1000)
+    assert [r.name for r in result.views[0].ranges] == ["devA"]

@@ -110,8 +110,15 @@ def guesses_text(result: FlattenResult) -> list[str]:
             names = sorted({g.region.name for g in result.guesses if g.rule == rule})
             shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
             lines.append(f"  {n:4d} {what}: {rule} [{shown}]")
+    by_kind: dict[str, list] = {}
     for a in result.ambiguities:
-        lines.append(f"ambiguous: {a}")
+        by_kind.setdefault(a.kind, []).append(a)
+    for kind, items in by_kind.items():
+        if len(items) > 3:
+            names = ", ".join(sorted({r.name for a in items for r in a.regions})[:6])
+            lines.append(f"ambiguous: {len(items)} x {kind} ({names}, ...); --json lists each")
+            items = items[:1]
+        lines.extend(f"ambiguous: {a}" for a in items)
     return lines
 
 
