@@ -469,6 +469,21 @@ def _explain(
             f"the dump shows MSI-X already relocated to BAR {facts.relocated_to}; the "
             "options below start again from the device's native layout"
         )
+    dev = facts.device
+    for b in dev.bars:
+        if b.is_io and b.size is None and b.address is None:
+            out.append(
+                f"BAR {b.index} is an I/O BAR the host left unassigned (lspci <unassigned>): "
+                f"VFIO may then report it empty, and QEMU accepts bar{b.index} as a new BAR "
+                "instead of refusing it (seed 003, test #2 on a PowerNV host; mpt3sas then "
+                "failed to probe)"
+            )
+    used = {s for b in dev.bars if b.size or b.is_io for s in b.slots}
+    if dev.msix is not None and used >= set(range(PCI_ROM_SLOT)):
+        out.append(
+            "every BAR slot is taken: only extending a BAR (doubling it) can move MSI-X "
+            "(vfio-msix.md §4.1, fully packed BARs; seed 003's BCM5719)"
+        )
     return tuple(out)
 
 

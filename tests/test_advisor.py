@@ -286,7 +286,7 @@ def test_sas3008_4k_report_says_what_the_dump_shows_and_why(sas_api):
     text, name = api.bundled_sample()
     advice, _ = api.advise(text, name, [P4K])
     out = advice_text(advice)
-    assert "why the dump differs: BAR 1: the dump shows no direct mapping (no ramd)" in out
+    assert "explain: BAR 1: the dump shows no direct mapping (no ramd)" in out
 
 
 def test_sas3008_strategies_follow_the_arithmetic(sas_api):

@@ -101,7 +101,7 @@ def advice_text(advice: Sequence[DeviceAdvice]) -> str:
                 )
                 out.append(f"   BAR{b.index} page +{p.offset:#x} holds: {parts or 'nothing'}")
             out.extend(f"   note: {n}" for n in b.notes)
-        out.extend(f"   why the dump differs: {e}" for e in a.explanations)
+        out.extend(f"   explain: {e}" for e in a.explanations)
         out.extend(f"   note: {n}" for n in a.facts.notes)
         out.append(
             tabulate(

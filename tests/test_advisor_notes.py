@@ -1,0 +1,40 @@
+"""Device-level notes of the advisor: hazards that come from the device, not an option."""
+
+from __future__ import annotations
+
+from flatview import api
+
+# seed 003, Alexey Kardashevskiy, 2017-12-19: "It is fully packed" (three 64-bit BARs use
+# all six BAR registers: 0+1, 2+3, 4+5).
+BCM5719 = """\
+001e:80:00.2 Ethernet controller: Broadcom Corporation NetXtreme BCM5719 Gigabit \
+Ethernet PCIe (rev 01)
+Region 0: Memory at 3fc2c0250000 (64-bit, prefetchable) [size=64K]
+Region 2: Memory at 3fc2c0240000 (64-bit, prefetchable) [size=64K]
+Region 4: Memory at 3fc2c0230000 (64-bit, prefetchable) [size=64K]
+Capabilities: [a0] MSI-X: Enable- Count=17 Masked-
+        Vector table: BAR=4 offset=00000000
+        PBA: BAR=4 offset=00000120
+"""
+
+
+def test_fully_packed_device_only_extends():
+    advice, _ = api.advise(BCM5719, "bcm.txt", [64 * 1024])
+    (a,) = advice
+    assert any("every BAR slot is taken" in e for e in a.explanations)
+    valid = {r.option for r in a.relocations if r.valid and r.option != "off"}
+    # slots 1, 3, 5 are upper halves; 0, 2, 4 exist: only extensions remain
+    assert valid == {"bar0", "bar2", "bar4"}
+    assert all(
+        not r.relocation.bar(int(r.option[3:])).created for r in a.relocations if r.option in valid
+    )
+
+
+def test_bundled_sas3008_explains_the_unassigned_io_bar():
+    text, name = api.bundled_sample()
+    advice, _ = api.advise(text, name, [64 * 1024])
+    (a,) = advice
+    # seed 003's `lspci -vbxs 0001:03:00.0`: "I/O ports at <unassigned> [disabled]"
+    assert any("left unassigned" in e and "bar0" in e for e in a.explanations)
+    (bar0,) = [r for r in a.relocations if r.option == "bar0"]
+    assert bar0.error == "vfio 0001:03:00.0: Invalid MSI-X relocation BAR 0, I/O port BAR"
