@@ -10,24 +10,28 @@ Every function raises only :class:`~flatview.errors.FlatviewError` subclasses.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .build import read_dumps
 from .check import CheckReport, compare
+from .devices import DeviceFacts
 from .errors import SourceError, SourceLocation, UsageError
 from .flatten import FlattenResult
 from .flatten import flatten as _flatten
-from .model import Dump, FlatDump, MtreeDump
+from .model import Dump, FlatDump, FlatView, MtreeDump
 from .pci import PciDevice
 from .terminates import Knowledge
 
 __all__ = [
+    "Machine",
     "advise",
     "bundled_sample",
     "check",
     "flatten",
     "load",
+    "machine",
     "parse_page_sizes",
     "parse_text",
     "read_text",
@@ -105,9 +109,36 @@ def parse_page_sizes(values: Iterable[str]) -> list[int]:
     return list(dict.fromkeys(out))
 
 
+@dataclass(frozen=True)
+class Machine:
+    """What one input's dumps say about a machine: its first tree and first flat view
+    (the tree recomputed when there is no flat view) and the devices in them."""
+
+    tree: MtreeDump | None
+    flat: FlatDump | None
+    flattened: FlattenResult | None
+    views: tuple[FlatView, ...]
+    view: FlatView | None  # the `memory` address space's view
+    facts: tuple[DeviceFacts, ...]
+    kvm: bool  # QEMU printed accelerator labels
+
+
+def machine(dumps: Sequence[Dump], pci: Iterable[PciDevice] = ()) -> Machine:
+    from .devices import gather, system_view
+
+    trees, flats = split_kinds(dumps)
+    tree = trees[0] if trees else None
+    flat = flats[0] if flats else None
+    flattened = flatten(tree, flats[:1]) if tree is not None else None
+    views = flat.views if flat is not None else flattened.views if flattened else ()
+    view = system_view(views) if views else None
+    facts = gather(view=view, tree=tree, flattened=flattened, pci=list(pci))
+    kvm = bool(flat is not None and flat.variant.accel_labels)
+    return Machine(tree, flat, flattened, tuple(views), view, tuple(facts), kvm)
+
+
 def gather_devices(text: str, name: str, extra_pci: Iterable[PciDevice] = ()):
     """Dumps and PCI listings of one input, reconciled into assigned devices."""
-    from .devices import gather, system_view
     from .lspci import parse_lspci
 
     try:
@@ -122,15 +153,8 @@ def gather_devices(text: str, name: str, extra_pci: Iterable[PciDevice] = ()):
     except SourceError as exc:
         if "no lspci device information" not in exc.msg or not (dumps or pci):
             raise
-    trees, flats = split_kinds(dumps)
-    view = system_view(flats[0].views) if flats else None
-    tree = trees[0] if trees else None
-    flattened = flatten(tree, flats[:1]) if tree is not None else None
-    if view is None and flattened is not None:
-        view = system_view(flattened.views)
-    facts = gather(view=view, tree=tree, flattened=flattened, pci=pci)
-    kvm = bool(flats and flats[0].variant.accel_labels)
-    return facts, view, kvm
+    m = machine(dumps, pci)
+    return list(m.facts), m.view, m.kvm
 
 
 def advise(

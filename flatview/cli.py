@@ -100,20 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="QEMU 'info pci' output, repeatable",
     )
-    p.add_argument(
-        "--page-size",
-        action="append",
-        default=[],
-        metavar="SIZE",
-        help="host page size(s): 4K, 16K, 64K (repeatable or comma-separated; default 4K)",
-    )
-    p.add_argument(
-        "--device",
-        action="append",
-        default=[],
-        metavar="BDF",
-        help="only this host device (repeatable)",
-    )
+    _add_page_device_options(p)
     p.add_argument(
         "--kernel",
         default="6.1",
@@ -145,10 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _add_compare_options(p: argparse.ArgumentParser, first: str, second: str) -> None:
-    p.add_argument("first", metavar=first.upper(), help="dump file ('-' for stdin)")
-    p.add_argument("second", metavar=second.upper(), help="dump file ('-' for stdin)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+def _add_page_device_options(p: argparse.ArgumentParser) -> None:
+    """--page-size and --device, shared by advise, diff and gate."""
     p.add_argument(
         "--page-size",
         action="append",
@@ -163,6 +148,13 @@ def _add_compare_options(p: argparse.ArgumentParser, first: str, second: str) ->
         metavar="BDF",
         help="only this host device (repeatable)",
     )
+
+
+def _add_compare_options(p: argparse.ArgumentParser, first: str, second: str) -> None:
+    p.add_argument("first", metavar=first.upper(), help="dump file ('-' for stdin)")
+    p.add_argument("second", metavar=second.upper(), help="dump file ('-' for stdin)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_page_device_options(p)
     for side, dest in ((first, "first_dumps"), (second, "second_dumps")):
         p.add_argument(
             f"--{side}-dump",

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from . import api
-from .devices import DeviceFacts, gather, system_view
+from .devices import DeviceFacts, system_view
 from .errors import UsageError
 from .model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump, walk
 from .pages import LostPage, bar_pages
@@ -115,19 +115,10 @@ def select_dumps(dumps: Sequence[Dump], name: str, lines: Sequence[int] = ()) ->
 
 def side_from_dumps(dumps: Sequence[Dump], name: str, notes: Sequence[str] = ()) -> Side:
     """A side from its dumps: a tree alone is flattened (its views recomputed)."""
-    trees, flats = api.split_kinds(dumps)
-    tree = trees[0] if trees else None
-    flat = flats[0] if flats else None
-    flattened = api.flatten(tree, flats[:1]) if tree is not None else None
-    if flat is not None:
-        views = flat.views
-    elif flattened is not None:
-        views = flattened.views
-    else:
+    m = api.machine(dumps)
+    if not m.views:
         raise UsageError(f"{name}: no dump to compare")
-    view = system_view(views)
-    facts = gather(view=view, tree=tree, flattened=flattened)
-    return Side(name, tree, flat, tuple(views), view, tuple(facts), tuple(notes))
+    return Side(name, m.tree, m.flat, m.views, m.view, m.facts, tuple(notes))
 
 
 def load_side(text: str, name: str, lines: Sequence[int] = ()) -> Side:
