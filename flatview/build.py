@@ -182,18 +182,7 @@ class _Node:
         addr = self.start if parent_start is None else (self.start - parent_start) % U64
         rec = self.rec
         if rec is None:
-            return MemoryRegion(
-                name="",
-                addr=addr,
-                start=self.start,
-                size=0,
-                priority=0,
-                type="i/o",
-                enabled=False,
-                hidden=True,
-                subregions=subs,
-                line=self.line,
-            )
+            return _hidden_region("", addr, self.start, self.line, subs)
         alias = None
         if rec.alias_target is not None:
             alias = Alias(rec.alias_target, rec.alias_start or 0)
@@ -212,6 +201,24 @@ class _Node:
             subregions=subs,
             line=self.line,
         )
+
+
+def _hidden_region(
+    name: str, addr: int, start: int, line: int, subs: tuple[MemoryRegion, ...] = ()
+) -> MemoryRegion:
+    """A disabled region QEMU >= 5.1 did not print (no -D): it renders nothing."""
+    return MemoryRegion(
+        name=name,
+        addr=addr,
+        start=start,
+        size=0,
+        priority=0,
+        type="i/o",
+        enabled=False,
+        hidden=True,
+        subregions=subs,
+        line=line,
+    )
 
 
 class _TreeBuilder:
@@ -244,17 +251,7 @@ class _TreeBuilder:
             root = self._tree(block, pre70 and "address-space" in kinds)
             if root is None and "memory-region" in kinds:
                 # a disabled alias target prints its heading only (QEMU >= 5.1, no -D)
-                root = MemoryRegion(
-                    name=block.headings[0][1].name,
-                    addr=0,
-                    start=0,
-                    size=0,
-                    priority=0,
-                    type="i/o",
-                    enabled=False,
-                    hidden=True,
-                    line=first,
-                )
+                root = _hidden_region(block.headings[0][1].name, 0, 0, first)
             if "address-space" in kinds:
                 groups.append(
                     AddressSpaceTree(tuple(h.name for _, h in block.headings), root, first)
