@@ -10,6 +10,7 @@ Every function raises only :class:`~flatview.errors.FlatviewError` subclasses.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = [
     "parse_page_sizes",
     "parse_text",
     "read_text",
+    "select_dumps",
     "split_kinds",
 ]
 
@@ -123,6 +125,27 @@ class Machine:
     kvm: bool  # QEMU printed accelerator labels
 
 
+def select_dumps(dumps: Sequence[Dump], name: str, lines: Sequence[int] = ()) -> list[Dump]:
+    """The dumps of one machine state: those starting at ``lines`` (as ``flatview parse``
+    lists them), else the first dump and, when the next one is of the other kind (``info
+    mtree`` and ``info mtree -f`` taken together), that one too."""
+    if lines:
+        by_line = {d.line: d for d in dumps}
+        missing = [n for n in lines if n not in by_line]
+        if missing:
+            have = ", ".join(str(d.line) for d in dumps)
+            raise UsageError(f"{name}: no dump starts at line {missing[0]} (dumps start at {have})")
+        chosen = [by_line[n] for n in dict.fromkeys(lines)]
+        kinds = Counter(d.kind for d in chosen)
+        if max(kinds.values()) > 1:
+            raise UsageError(f"{name}: choose at most one tree and one flat-view dump per side")
+        return chosen
+    chosen = list(dumps[:1])
+    if len(dumps) > 1 and dumps[1].kind != dumps[0].kind:
+        chosen.append(dumps[1])
+    return chosen
+
+
 def machine(dumps: Sequence[Dump], pci: Iterable[PciDevice] = ()) -> Machine:
     from .devices import gather, system_view
 
@@ -137,8 +160,11 @@ def machine(dumps: Sequence[Dump], pci: Iterable[PciDevice] = ()) -> Machine:
     return Machine(tree, flat, flattened, tuple(views), view, tuple(facts), kvm)
 
 
-def gather_devices(text: str, name: str, extra_pci: Iterable[PciDevice] = ()):
-    """Dumps and PCI listings of one input, reconciled into assigned devices."""
+def gather_devices(
+    text: str, name: str, extra_pci: Iterable[PciDevice] = (), lines: Sequence[int] = ()
+):
+    """Dumps and PCI listings of one input, reconciled into assigned devices (the dumps
+    of one machine state: see select_dumps)."""
     from .lspci import parse_lspci
 
     try:
@@ -153,7 +179,7 @@ def gather_devices(text: str, name: str, extra_pci: Iterable[PciDevice] = ()):
     except SourceError as exc:
         if "no lspci device information" not in exc.msg or not (dumps or pci):
             raise
-    m = machine(dumps, pci)
+    m = machine(select_dumps(dumps, name, lines) if dumps else [], pci)
     return list(m.facts), m.view, m.kvm
 
 
@@ -165,11 +191,12 @@ def advise(
     extra_pci=(),
     devices: Iterable[str] = (),
     era: str = "E2",
+    lines: Sequence[int] = (),
 ):
     """The advisor on one input (dumps and/or lspci text)."""
     from .advisor import advise as _advise
 
-    facts, view, kvm = gather_devices(text, name, extra_pci)
+    facts, view, kvm = gather_devices(text, name, extra_pci, lines)
     wanted = {d if d.count(":") == 2 else f"0000:{d}" for d in devices}
     if wanted:
         facts = [f for f in facts if f.device.address in wanted]

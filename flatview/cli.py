@@ -102,6 +102,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_page_device_options(p)
     p.add_argument(
+        "--dump",
+        action="append",
+        type=int,
+        default=[],
+        metavar="LINE",
+        help="the dump(s) starting at this line, as 'flatview parse' lists them (default: the "
+        "first dump, with the next one if it is of the other kind)",
+    )
+    p.add_argument(
         "--kernel",
         default="6.1",
         metavar="VERSION",
@@ -272,7 +281,9 @@ def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
     extra = [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
     extra += [d for f in args.info_pci for d in parse_info_pci(api.read_text(f), f)]
     era = kernel_era(args.kernel)
-    advice, facts = api.advise(text, name, sizes, extra_pci=extra, devices=args.device, era=era)
+    advice, facts = api.advise(
+        text, name, sizes, extra_pci=extra, devices=args.device, era=era, lines=args.dump
+    )
     option = args.emit_mtree or args.emit_flat
     if option:
         out = []

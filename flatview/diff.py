@@ -92,25 +92,7 @@ class Side:
         return f"{self.name} ({', '.join(used)})"
 
 
-def select_dumps(dumps: Sequence[Dump], name: str, lines: Sequence[int] = ()) -> list[Dump]:
-    """The dumps to compare: those starting at ``lines`` (as ``flatview parse`` lists
-    them), else the first dump and, when the next one is of the other kind (``info
-    mtree`` and ``info mtree -f`` taken together), that one too."""
-    if lines:
-        by_line = {d.line: d for d in dumps}
-        missing = [n for n in lines if n not in by_line]
-        if missing:
-            have = ", ".join(str(d.line) for d in dumps)
-            raise UsageError(f"{name}: no dump starts at line {missing[0]} (dumps start at {have})")
-        chosen = [by_line[n] for n in dict.fromkeys(lines)]
-        kinds = Counter(d.kind for d in chosen)
-        if max(kinds.values()) > 1:
-            raise UsageError(f"{name}: choose at most one tree and one flat-view dump per side")
-        return chosen
-    chosen = list(dumps[:1])
-    if len(dumps) > 1 and dumps[1].kind != dumps[0].kind:
-        chosen.append(dumps[1])
-    return chosen
+select_dumps = api.select_dumps  # the dumps of one machine state (shared with advise)
 
 
 def side_from_dumps(dumps: Sequence[Dump], name: str, notes: Sequence[str] = ()) -> Side:
@@ -125,7 +107,7 @@ def load_side(text: str, name: str, lines: Sequence[int] = ()) -> Side:
     """Parse an input (file text, stdin, pasted mail) into a side.  Only the dumps are
     read: lspci text in the same input is ignored."""
     dumps = api.parse_text(text, name)
-    chosen = select_dumps(dumps, name, lines)
+    chosen = api.select_dumps(dumps, name, lines)
     notes = []
     if len(dumps) > len(chosen) and not lines:
         where = " and ".join(f"line {d.line}" for d in chosen)

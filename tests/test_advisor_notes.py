@@ -38,3 +38,18 @@ def test_bundled_sas3008_explains_the_unassigned_io_bar():
     assert any("left unassigned" in e and "bar0" in e for e in a.explanations)
     (bar0,) = [r for r in a.relocations if r.option == "bar0"]
     assert bar0.error == "vfio 0001:03:00.0: Invalid MSI-X relocation BAR 0, I/O port BAR"
+
+
+def test_advise_reads_one_machine_state_per_input():
+    # Seed 003 holds the flat views of four configurations and two trees.  By default the
+    # advisor reads the first dump (test #1, `off`, line 81); --dump picks test #3's flat
+    # view (line 126) with its tree (line 142), where MSI-X sits at BAR1 + 64K.
+    text, name = api.bundled_sample()
+    (first,), _ = api.advise(text, name, [64 * 1024])
+    assert first.facts.relocated_to is None
+    (bar1,), _ = api.advise(text, name, [64 * 1024], lines=[126, 142])
+    assert bar1.facts.relocated_to == 1
+    assert (bar1.facts.observed_msix.table_bar, bar1.facts.observed_msix.table_offset) == (
+        1,
+        0x10000,
+    )

@@ -20,7 +20,7 @@ def _bar_row(b: BarPages, label: str) -> list[Any]:
             f"BAR{b.index}",
             label,
             "I/O",
-            human_size(b.size),
+            human_size(b.size) if b.size else "?",
             "-",
             "-",
             "port I/O: always trapped",
