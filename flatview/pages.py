@@ -97,18 +97,21 @@ def bar_pages(
     slots = [(-(-r.start // page) * page, r.end // page * page) for r in ramd]
     first = g // page * page
     last = -(-(g + size) // page) * page
-    lost: list[LostPage] = []
     total = (last - first) // page
-    for p in range(first, last, page):
-        if any(lo <= p and p + page <= hi for lo, hi in slots):
-            continue
-        parts = tuple(
-            PagePart(max(r.start, p, g) - g, min(r.end, p + page) - g, r.name, r.type, _what(r))
-            for r in inside
-            if r.start < p + page and r.end > p
-        )
-        # offset of the page in the BAR's page grid (a sub-page BAR's one page is page 0)
-        lost.append(LostPage(p - first, _reason(parts), parts))
+    lost: list[LostPage] = []
+    for lo, hi in _uncovered(first, last, slots):
+        # walk the ranges once per lost run, not once per page (BARs reach 128G)
+        j = 0
+        for p in range(lo, hi, page):
+            while j < len(inside) and inside[j].end <= p:
+                j += 1
+            parts = tuple(
+                PagePart(max(r.start, p, g) - g, min(r.end, p + page) - g, r.name, r.type, _what(r))
+                for r in inside[j:]
+                if r.start < p + page and r.end > p
+            )
+            # offset in the BAR's page grid (a sub-page BAR's one page is page 0)
+            lost.append(LostPage(p - first, _reason(parts), parts))
     notes = []
     if kvm_labels:
         for r in ramd:
@@ -138,6 +141,20 @@ def bar_pages(
         tuple(notes),
         msix_only,
     )
+
+
+def _uncovered(first: int, last: int, slots: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of [first, last) that no KVM slot covers (slots are page aligned)."""
+    out, pos = [], first
+    for lo, hi in sorted(sl for sl in slots if sl[1] > sl[0]):
+        if lo > pos:
+            out.append((pos, min(lo, last)))
+        pos = max(pos, hi)
+        if pos >= last:
+            break
+    if pos < last:
+        out.append((pos, last))
+    return [(lo, hi) for lo, hi in out if lo < hi]
 
 
 def _reason(parts: tuple[PagePart, ...]) -> str:
