@@ -154,6 +154,12 @@ OTHER_TARGETS: dict[str, tuple[str, list[str]]] = {
         "-machine", "pseries", "-m", "512M",
         "-device", "e1000e", "-device", "nvme,serial=p", "-device", "qemu-xhci",
     ]),
+    # Machines whose bus spaces are childless pure containers (terminates.KNOWN_CONTAINERS)
+    "arm-versatilepb": ("qemu-system-arm", ["-machine", "versatilepb"]),
+    "ppc64-powernv9": ("qemu-system-ppc64", ["-machine", "powernv9", "-m", "2G"]),
+    "ppc-mac99": ("qemu-system-ppc", ["-machine", "mac99"]),
+    "ppc-g3beige": ("qemu-system-ppc", ["-machine", "g3beige"]),
+    "ppc-40p": ("qemu-system-ppc", ["-machine", "40p"]),
 }  # fmt: skip
 
 KVM_CONFIG = ["-accel", "kvm", "-machine", "q35", *DEVICES]
