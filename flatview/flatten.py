@@ -11,6 +11,7 @@ flattener relied on and every :class:`Ambiguity` whose outcome the dump cannot s
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from .model import (
@@ -23,7 +24,7 @@ from .model import (
 )
 from .terminates import Knowledge, Rule
 
-__all__ = ["Ambiguity", "FlattenResult", "Guess", "flatten", "flatview_root", "render"]
+__all__ = ["Ambiguity", "FlattenResult", "Guess", "flatten", "flatview_root"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,17 +236,8 @@ def _fill_gaps(
     """The gap-filling loop of render_memory_region (``flatview_insert`` of each hole)."""
     pos, end = clip
     off = pos - base
-    i = 0
-    n = len(view)
     # Skip ranges entirely before the clip (the view is sorted and disjoint).
-    lo_i, hi_i = 0, n
-    while lo_i < hi_i:
-        mid = (lo_i + hi_i) // 2
-        if view[mid].end <= pos:
-            lo_i = mid + 1
-        else:
-            hi_i = mid
-    i = lo_i
+    i = bisect_right(view, pos, key=lambda p: p.end)
     while i < len(view) and pos < end:
         r = view[i]
         if pos >= r.end:
@@ -324,17 +316,6 @@ def flatview_root(mr: MemoryRegion | None, know: Knowledge) -> MemoryRegion | No
     return None
 
 
-def render(root: MemoryRegion, know: Knowledge | None = None) -> FlattenResult:
-    """Render one root into a FlatView's ranges (generate_memory_topology)."""
-    know = know or Knowledge()
-    r = _Renderer(know)
-    view: list[_Piece] = []
-    r.render(view, root, 0, (0, U64), False, False)
-    ranges = tuple(_to_range(p) for p in _simplify(view))
-    fv = FlatView((), root.name, ranges)
-    return FlattenResult((fv,), tuple(r.guesses.values()), tuple(r.ambiguities))
-
-
 def flatten(dump: MtreeDump, know: Knowledge | None = None) -> FlattenResult:
     """One FlatView per distinct flatview root, shared by the address spaces using it."""
     know = know or Knowledge.for_dump(dump)
@@ -351,26 +332,25 @@ def flatten(dump: MtreeDump, know: Knowledge | None = None) -> FlattenResult:
         alias = root.alias.target_name if root is not None and root.alias is not None else None
         for name in group.names:
             by_root[key][1].append(FlatViewAS(name, root.name if root else None, alias))
-    views = []
-    for number, key in enumerate(order):
-        fv_root, ases = by_root[key]
-        if fv_root is None:
-            views.append(FlatView(tuple(ases), None, (), number, rendered=False))
-            continue
+    views: list[FlatView] = []
+
+    def add_view(root: MemoryRegion | None, ases: list[FlatViewAS], name: str | None) -> None:
+        """generate_memory_topology: render from the root, then flatview_simplify."""
         pieces: list[_Piece] = []
-        r.view_index = len(views)
-        r.render(pieces, fv_root, 0, (0, U64), False, False)
+        if root is not None:
+            r.view_index = len(views)
+            r.render(pieces, root, 0, (0, U64), False, False)
         ranges = tuple(_to_range(p) for p in _simplify(pieces))
-        views.append(FlatView(tuple(ases), fv_root.name, ranges, number, rendered=bool(ranges)))
+        views.append(FlatView(tuple(ases), name, ranges, len(views), rendered=bool(ranges)))
+
+    for key in order:
+        fv_root, ases = by_root[key]
+        add_view(fv_root, ases, fv_root.name if fv_root is not None else None)
     if not dump.address_spaces:
         # Only memory-region: sections (a pasted excerpt): render each on its own.
         for sec in dump.sections:
             if sec.root is not None:
-                pieces = []
-                r.view_index = len(views)
-                r.render(pieces, sec.root, 0, (0, U64), False, False)
-                ranges = tuple(_to_range(p) for p in _simplify(pieces))
-                views.append(FlatView((), sec.name, ranges, len(views), rendered=bool(ranges)))
+                add_view(sec.root, [], sec.name)
     return FlattenResult(
         tuple(views), tuple(r.guesses.values()), tuple(r.ambiguities), r.placements
     )
