@@ -17,6 +17,7 @@ from lark import Lark, Token, Transformer, UnexpectedInput, v_args
 from lark.exceptions import VisitError
 
 from .errors import SourceError, SourceLocation
+from .source import CONTROL
 
 __all__ = [
     "DispatchLine",
@@ -273,7 +274,6 @@ _BAD_EXAMPLES: dict[str, list[str]] = {
         "  0000000000000000-ffffffffffffffff (prio",
         "  0000000000000000-ffffffffffffffff",
         "  0000000000000000-",
-        "    0000000000000000-0000000007ffffff (prio 0, ram): alias ram-below-4g @pc.ram",
     ],
     "unknown region type": [
         "  0000000000000000-ffffffffffffffff (prio 0, foo): x",
@@ -281,7 +281,6 @@ _BAD_EXAMPLES: dict[str, list[str]] = {
     ],
 }
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 # "alias NAME @TARGET" with the offsets cut off: mail wrapped the line
 _CUT_ALIAS = re.compile(r"^alias \S.* @\S+$")
 
@@ -309,7 +308,7 @@ def _parse_cached(text: str) -> LineRecord:
 
 
 def _explain(exc: UnexpectedInput, text: str) -> str:
-    if _CONTROL.search(text):
+    if CONTROL.search(text):
         return "binary or control characters in a dump line"
     label = exc.match_examples(_parser().parse, _BAD_EXAMPLES, use_accepts=True)
     if label:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from .errors import SourceError, SourceLocation
 
-__all__ = ["Segment", "segments", "strip_quote", "unquote_lines"]
+__all__ = ["CONTROL", "Segment", "segments", "strip_quote", "unquote_lines"]
 
 # One or more '>' each optionally followed by one space: the prefix mail clients add.
 _QUOTE = re.compile(r"^(?:> ?)+")
@@ -44,7 +44,8 @@ _DUMP_LINE = (
 _IS_DUMP = re.compile(_DUMP_LINE)
 _PROMPT = re.compile(r"^\(qemu\)")
 _DISPATCH_TAB = re.compile(r"^\t[ \d.]+ skip=")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# Control characters no dump line holds (tab, LF, FF and CR are handled as text).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 # A joined line must still read as a complete region or heading line.
 _FULL_RANGE = re.compile(
     r"^ +(?:0x)?[0-9a-f]{16}-(?:0x)?[0-9a-f]{16} \(prio -?\d+, [a-zA-Z/-]+\): \S"
@@ -90,8 +91,8 @@ def unquote_lines(text: str) -> list[tuple[int, str]]:
 
 
 def check_text(text: str, file: str) -> None:
-    """Reject empty input and binary junk before anything else reads it."""
-    m = _CONTROL.search(text)
+    """Reject binary junk, naming the line it is on."""
+    m = CONTROL.search(text)
     if m:
         # number lines as segments() does: LF, CRLF and lone CR end a line, nothing else
         norm = text[: m.start()].replace("\r\n", "\n").replace("\r", "\n")
@@ -100,8 +101,6 @@ def check_text(text: str, file: str) -> None:
         ends = [i for i in (text.find("\n", m.start()), text.find("\r", m.start())) if i >= 0]
         line = text[start : min(ends) if ends else len(text)]
         raise SourceError(SourceLocation(file, lineno), "binary data, not a text dump", line)
-    if not text.strip():
-        raise SourceError(SourceLocation(file, 1), "empty input: no dump found")
 
 
 def segments(text: str, file: str = "-") -> list[Segment]:
@@ -130,7 +129,7 @@ def _as_printed(line: str) -> bool:
         _IS_DUMP.match(line) is not None
         and line[-1] not in " \t"
         and "\t" not in line[1:]
-        and not _CONTROL.search(line)
+        and not CONTROL.search(line)
     )
 
 
@@ -142,7 +141,7 @@ def _clean(raw: str) -> tuple[int, str]:
 
 
 def _slow_segments(text: str) -> list[Segment]:
-    raws = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    raws = text.replace("\r", "\n").split("\n")  # CRLF is already LF here
     out: list[Segment] = []
     lines: list[str] = []
     nos: list[int] = []
