@@ -159,7 +159,8 @@ def simulate(
     if not reloc.valid and option != "off":
         return reloc, None, None
     bases = place_bars(reloc, facts.guest_bases, page)
-    tree = build_stack(dev, reloc, bases, dev.msix, StackOptions(page, era, no_mmap))
+    opts = StackOptions(page, era, no_mmap, facts.host_bases)
+    tree = build_stack(dev, reloc, bases, dev.msix, opts)
     view = flatten(tree, Knowledge()).views[0]
     return reloc, tree, view
 

@@ -144,6 +144,7 @@ class DeviceFacts:
     notes: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     emulated: bool = False  # a QEMU-emulated device: simulated as if assigned
+    host_bases: dict[int, int] = field(default_factory=dict)  # from the host's own lspci
 
 
 def _norm_bdf(addr: str) -> str:
@@ -168,11 +169,21 @@ def gather(
     # lspci alone: its addresses are the host's (or another guest's), not where this guest
     # will put the BARs, so guest placement is left to the simulation.
     out = [
-        DeviceFacts(d, _guest_addresses(d), sources=(d.source,)) for d in pci if d.msix is not None
+        DeviceFacts(d, _guest_addresses(d), sources=(d.source,), host_bases=_host_addresses(d))
+        for d in pci
+        if d.msix is not None
     ]
     if view is not None:
         out += _emulated(view, [d for d in pci if d.msix is None])
     return out
+
+
+def _host_addresses(d: PciDevice) -> dict[int, int]:
+    """BAR addresses an lspci block gives on the host (the kernel needs a sub-page BAR
+    page aligned there to mmap it: vfio_pci_probe_mmaps).  Guessed indices give none."""
+    if d.source != "lspci":
+        return {}
+    return {b.index: b.address for b in d.bars if b.address is not None and not b.index_inferred}
 
 
 def _guest_addresses(d: PciDevice) -> dict[int, int]:
@@ -272,6 +283,12 @@ def _one(
         relocated,
         tuple(notes),
         tuple(dict.fromkeys(["dump", *(d.source for d in matches)])),
+        host_bases={
+            k: a
+            for d in matches
+            if _norm_bdf(d.address) == bdf
+            for k, a in _host_addresses(d).items()
+        },
     )
 
 

@@ -12,13 +12,14 @@ flattener as a dump read from QEMU.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .model import U64, AddressSpaceTree, MemoryRegion, MtreeDump, Variant
 from .pci import MsixCapability, PciDevice, pba_size, table_size
 
 __all__ = [
     "OPTIONS",
+    "VFIO_NAME",
     "GuestBar",
     "KernelEra",
     "Relocation",
@@ -27,6 +28,7 @@ __all__ = [
     "kernel_era",
     "mmap_areas",
     "msix_relocation_size",
+    "place_bars",
     "relocate",
 ]
 
@@ -270,6 +272,7 @@ class StackOptions:
     page: int = 4096
     era: KernelEra = "E2"
     no_mmap: bool = False
+    host_bases: dict[int, int] = field(default_factory=dict)  # host BAR addresses, if known
 
 
 def _mr(
@@ -340,7 +343,9 @@ def build_stack(
                 )
             )
         if gb.host_size:
-            areas = mmap_areas(gb, orig_msix, opts.page, opts.era, opts.no_mmap)
+            areas = mmap_areas(
+                gb, orig_msix, opts.page, opts.era, opts.no_mmap, opts.host_bases.get(gb.index)
+            )
             mmaps = []
             for k, (off, size) in enumerate(areas):
                 if gb.host_size < opts.page and g % opts.page == 0 and len(areas) == 1:
@@ -393,6 +398,3 @@ def place_bars(reloc: Relocation, known: dict[int, int], page: int) -> dict[int,
         out[i] = cursor
         cursor += sizes[i]
     return out
-
-
-__all__ += ["VFIO_NAME", "place_bars"]

@@ -53,3 +53,23 @@ def test_advise_reads_one_machine_state_per_input():
         1,
         0x10000,
     )
+
+
+def test_sub_page_bar_unaligned_on_the_host_is_never_mapped():
+    # A 16K BAR at host address 0xfe004000 on a 64K-page host: 0xfe004000 % 0x10000 =
+    # 0x4000, so the kernel refuses to mmap it (vfio_pci_probe_mmaps); no relocation can
+    # help, since relocation never moves the host BAR.  (At 0x630040010000, page aligned,
+    # extending BAR0 recovers the page: see test_advisor's NVMe tests.)
+    text = (
+        "0000:01:00.0 Non-Volatile memory controller: Example [8086:0b60]\n"
+        "\tRegion 0: Memory at fe004000 (64-bit, non-prefetchable) [size=16K]\n"
+        "\tCapabilities: [b0] MSI-X: Enable- Count=136 Masked-\n"
+        "\t\tVector table: BAR=0 offset=00002000\n"
+        "\t\tPBA: BAR=0 offset=00003000\n"
+    )
+    assert 0xFE004000 % 0x10000 == 0x4000
+    (a,), _ = api.advise(text, "t.txt", [64 * 1024])
+    (bar0,) = a.simulated
+    assert (bar0.ramd_bytes, bar0.pages_lost) == (0, 1)
+    assert all(r.pages_recovered == 0 for r in a.relocations)
+    assert "no relocation recovers any" in a.recommendation
