@@ -154,15 +154,20 @@ def simulate(
     facts: DeviceFacts, option: str, page: int, era: str = "E2", no_mmap: bool = False
 ) -> tuple[Relocation, MtreeDump | None, FlatView | None]:
     """Build and render the stack QEMU would build for ``option`` (invalid: no stack)."""
+    reloc, _bases, tree, view = _simulate(facts, option, page, era, no_mmap)
+    return reloc, tree, view
+
+
+def _simulate(facts: DeviceFacts, option: str, page: int, era: str, no_mmap: bool = False):
+    """simulate, also returning where each BAR was placed in guest memory."""
     dev = facts.device
     reloc = relocate(dev, option, page)
     if not reloc.valid and option != "off":
-        return reloc, None, None
+        return reloc, {}, None, None
     bases = place_bars(reloc, facts.guest_bases, page)
     opts = StackOptions(page, era, no_mmap, facts.host_bases)
     tree = build_stack(dev, reloc, bases, dev.msix, opts)
-    view = flatten(tree, Knowledge()).views[0]
-    return reloc, tree, view
+    return reloc, bases, tree, flatten(tree, Knowledge()).views[0]
 
 
 def _host_bar_pages(
@@ -227,11 +232,10 @@ def _advise_one(
     reports = []
     baseline: tuple[BarPages, ...] = ()
     for option in OPTIONS:
-        reloc, _tree, sim = simulate(facts, option, page, era)
+        reloc, bases, _tree, sim = _simulate(facts, option, page, era)
         if sim is None:
             reports.append(RelocationReport(option, False, reloc.error, 0, 0, 0, reloc))
             continue
-        bases = place_bars(reloc, facts.guest_bases, page)
         sizes = {b.index: b.size for b in reloc.bars}
         bars = _host_bar_pages(dev, sim, bases, sizes, page)
         if option == "off":

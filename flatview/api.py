@@ -174,12 +174,21 @@ def gather_devices(
             raise
         dumps = []
     pci = list(extra_pci)
+    if not any(word in text for word in _LSPCI_WORDS):  # a dump alone: skip the lspci pass
+        return _gathered(machine(select_dumps(dumps, name, lines) if dumps else [], pci))
     try:
         pci = parse_lspci(text, name) + pci
     except SourceError as exc:
         if "no lspci device information" not in exc.msg or not (dumps or pci):
             raise
-    m = machine(select_dumps(dumps, name, lines) if dumps else [], pci)
+    return _gathered(machine(select_dumps(dumps, name, lines) if dumps else [], pci))
+
+
+# Words every lspci block that says anything about BARs or MSI-X contains.
+_LSPCI_WORDS = ("Region ", "Memory at", "I/O ports at", "MSI-X")
+
+
+def _gathered(m: Machine):
     return list(m.facts), m.view, m.kvm
 
 

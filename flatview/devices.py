@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from .flatten import FlattenResult
-from .model import FlatRange, FlatView, MemoryRegion, MtreeDump, walk
+from .model import FlatRange, FlatView, MemoryRegion, MtreeDump
 from .pci import MsixCapability, PciBar, PciDevice
 from .vfio import VFIO_NAME
 
@@ -409,7 +409,3 @@ def _native_msix(
     if relocated is not None:
         notes.append("MSI-X is relocated in the dump and no host lspci gives its native place")
     return observed
-
-
-def regions_of(tree: MtreeDump, bdf: str) -> list[MemoryRegion]:
-    return [mr for root in tree.roots() for mr, _ in walk(root) if mr.name.startswith(bdf)]
