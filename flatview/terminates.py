@@ -93,9 +93,8 @@ READONLY_ALIASES: dict[str, str] = {
     "isa-bios": "hw/i386/x86.c x86_bios_rom_init: read-only unless the BIOS is RAM (isapc)",
 }
 
-# Regions msix_init (hw/pci/msix.c) adds to a BAR after the BAR's own regions (they sit
-# at or above the BAR region's address, so the order below already renders them first;
-# the name only explains the choice in the ambiguity report).
+# Regions msix_init (hw/pci/msix.c) adds to a BAR after the BAR's own regions: among
+# equal-priority siblings they were added last, so they render first.
 LATE_ADDED = re.compile(r"^msix-(table|pba)$")
 
 
@@ -181,6 +180,7 @@ class Knowledge:
         # equal-priority siblings at different addresses the later-printed (higher) one
         # was added last in every real dump seen (an overlay on the region below it).
         subs = sorted(mr.subregions, key=lambda c: (-c.priority, -c.addr))
+        subs = _late_added_first(subs)
         self._overlaps[id(mr)] = _overlaps(subs)
         self._order[id(mr)] = tuple(subs)
         return self._order[id(mr)]
@@ -206,3 +206,18 @@ def _overlaps(subs: list[MemoryRegion]) -> tuple[Overlap, ...]:
                 )
                 out.append((a, b, why))
     return tuple(out)
+
+
+def _late_added_first(subs: list[MemoryRegion]) -> list[MemoryRegion]:
+    """Within each priority, put msix-table/msix-pba before their siblings."""
+    out: list[MemoryRegion] = []
+    i = 0
+    while i < len(subs):
+        j = i
+        while j < len(subs) and subs[j].priority == subs[i].priority:
+            j += 1
+        group = subs[i:j]
+        out.extend([c for c in group if LATE_ADDED.match(c.name)])
+        out.extend([c for c in group if not LATE_ADDED.match(c.name)])
+        i = j
+    return out
