@@ -22,7 +22,7 @@ from flatview import api
 from flatview.render.advice import advice_data, advice_text
 
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS = ROOT.parent / "shared" / "seeds"
+SEEDS = ROOT / "tests" / "fixtures" / "seeds"
 
 K = 1 << 10
 P4K, P16K, P64K = 4 * K, 16 * K, 64 * K
@@ -108,7 +108,7 @@ def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
 def seed(prefix: str) -> Path:
     found = sorted(SEEDS.glob(f"{prefix}_*.txt"))
     if not found:
-        pytest.skip(f"seed {prefix} not found under {SEEDS}")
+        pytest.fail(f"seed {prefix} not found under {SEEDS}")
     return found[0]
 
 
@@ -158,8 +158,7 @@ def test_bundled_sample_is_seed_003():
     text, _name = api.bundled_sample()
     assert "SAS3008" in text and "Count=96" in text
     assert "0000210000000000-000021000000dfff (prio 0, i/o): 0001:03:00.0 BAR 1" in text
-    if SEEDS.exists():
-        assert text == seed("003").read_text(encoding="utf-8")
+    assert text == seed("003").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+SEEDS = Path(__file__).resolve().parent / "fixtures" / "seeds"
 SAMPLE = REPO / "samples" / "vfio" / "q35-base"
 
 QUOTE = re.compile(r"^(?:> ?)*")
@@ -41,14 +41,14 @@ def run(*args: str, stdin: bytes | None = None):
 def _sample(name: str) -> Path:
     path = SAMPLE / name
     if not path.exists():
-        pytest.skip(f"{path} missing")
+        pytest.fail(f"{path} missing")
     return path
 
 
 def _seed003() -> Path:
     found = sorted(SEEDS.glob("003_*.txt"))
     if not found:
-        pytest.skip(f"seed 003 not found under {SEEDS}")
+        pytest.fail(f"seed 003 not found under {SEEDS}")
     return found[0]
 
 

@@ -34,7 +34,7 @@ from flatview.render.diff import diff_data, diff_text
 from flatview.render.qemu import format_flatview, format_mtree
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED003 = ROOT.parent / "shared" / "seeds" / "003_285237e5c96dd813.txt"
+SEED003 = ROOT / "tests" / "fixtures" / "seeds" / "003_285237e5c96dd813.txt"
 K = 1 << 10
 P4K, P16K, P64K = 4 * K, 16 * K, 64 * K
 SAS = "0001:03:00.0"

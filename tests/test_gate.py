@@ -39,7 +39,7 @@ from flatview.render.qemu import format_flatview, format_mtree
 from flatview.vfio import relocate
 
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS = ROOT.parent / "shared" / "seeds"
+SEEDS = ROOT / "tests" / "fixtures" / "seeds"
 SEED003 = SEEDS / "003_285237e5c96dd813.txt"
 K = 1 << 10
 P4K, P16K, P64K = 4 * K, 16 * K, 64 * K

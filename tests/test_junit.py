@@ -20,7 +20,7 @@ from flatview.render.junit import SUITE, junit_xml
 from flatview.render.qemu import format_flatview, format_mtree
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED003 = ROOT.parent / "shared" / "seeds" / "003_285237e5c96dd813.txt"
+SEED003 = ROOT / "tests" / "fixtures" / "seeds" / "003_285237e5c96dd813.txt"
 SCHEMA = xmlschema.XMLSchema(str(ROOT / "tests" / "fixtures" / "junit" / "junit-10.xsd"))
 K = 1 << 10
 P4K, P64K = 4 * K, 64 * K

@@ -10,7 +10,7 @@ from flatview.errors import SourceError
 from flatview.lspci import UNKNOWN_ADDRESS, parse_lspci
 from flatview.pci import PciDevice
 
-SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
+SEEDS = Path(__file__).resolve().parent / "fixtures" / "seeds"
 
 K = 1024
 
@@ -19,7 +19,7 @@ def _seed(prefix: str) -> tuple[str, str]:
     """(path, text) of the seed file ``<prefix>_*.txt``; skip the test if absent."""
     found = sorted(SEEDS.glob(f"{prefix}_*.txt"))
     if not found:
-        pytest.skip(f"seed {prefix} not found under {SEEDS}")
+        pytest.fail(f"seed {prefix} not found under {SEEDS}")
     return str(found[0]), found[0].read_text(encoding="utf-8")
 
 

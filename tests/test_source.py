@@ -18,7 +18,7 @@ from flatview.errors import SourceError
 from flatview.source import segments, strip_quote, unquote_lines
 
 REPO = Path(__file__).resolve().parents[1]
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+SEEDS = Path(__file__).resolve().parent / "fixtures" / "seeds"
 
 # Real lines of seed 003 ("Test #1: x-msix-relocation = off").
 FV = "FlatView #1"
@@ -50,7 +50,7 @@ DUMP_START = re.compile(
 def _seed003() -> tuple[Path, str]:
     found = sorted(SEEDS.glob("003_*.txt"))
     if not found:
-        pytest.skip(f"seed 003 not found under {SEEDS}")
+        pytest.fail(f"seed 003 not found under {SEEDS}")
     return found[0], found[0].read_text(encoding="utf-8")
 
 
@@ -95,7 +95,7 @@ def test_cr_real_crlf_sample_equals_its_lf_copy():
     segments: the clean-up path and the fast path agree."""
     path = REPO / "samples" / "vfio" / "q35-base" / "info-mtree-f-d.txt"
     if not path.exists():
-        pytest.skip(f"{path} missing")
+        pytest.fail(f"{path} missing")
     crlf = path.read_bytes().decode("utf-8")
     assert "\r\n" in crlf
     lf = crlf.replace("\r\n", "\n")

@@ -1,8 +1,10 @@
 """The installed package finds its grammar and bundled sample: a wheel, not only a checkout.
 
 Builds the wheel, installs it (without dependencies) into a fresh virtual environment
-that sees the already-installed lark/networkx/tabulate, and runs flatview from outside
-the source tree.
+that sees only the already-installed dependencies (lark, networkx, tabulate: a ``.pth``
+file naming the folders they live in, so it works from inside a venv too, where
+``system_site_packages`` would reach the base interpreter instead), and runs flatview from
+outside the source tree.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import venv
 import zipfile
 from pathlib import Path
 
+import lark
+import networkx
 import pytest
+import tabulate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,8 +48,22 @@ def test_wheel_ships_grammar_and_sample(wheel: Path) -> None:
 
 def test_installed_wheel_runs_from_elsewhere(wheel: Path, tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
+    # The folders holding the dependencies, not their site-packages as a site dir: a path
+    # listed in a .pth file is not scanned for .pth files, so the checkout's editable
+    # install (itself a .pth hook) stays out of the new venv.
+    deps = sorted(
+        {str(Path(m.__file__).resolve().parents[1]) for m in (lark, networkx)}
+        | {str(Path(tabulate.__file__).resolve().parent)}
+    )
+    purelib = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    Path(purelib, "flatview-test-deps.pth").write_text("\n".join(deps) + "\n")
     subprocess.run(
         [
             sys.executable,
