@@ -44,6 +44,7 @@ from .parse import (
     parse_line,
 )
 from .source import Segment, segments
+from .terminates import printed_empty
 
 __all__ = ["read_dumps"]
 
@@ -177,8 +178,8 @@ class _Node:
         self.start = start
         self.children: list[_Node] = []
 
-    def freeze(self, parent_start: int | None) -> MemoryRegion:
-        subs = tuple(c.freeze(self.start) for c in self.children)
+    def freeze(self, parent_start: int | None, notes: list[str]) -> MemoryRegion:
+        subs = tuple(c.freeze(self.start, notes) for c in self.children)
         addr = self.start if parent_start is None else (self.start - parent_start) % U64
         rec = self.rec
         if rec is None:
@@ -186,11 +187,18 @@ class _Node:
         alias = None
         if rec.alias_target is not None:
             alias = Alias(rec.alias_target, rec.alias_start or 0)
+        size = rec.size
+        if size == 1:  # printed S-S: 0 or 1 bytes
+            empty = printed_empty(rec.name, alias is not None, (c.addr for c in subs))
+            if empty is not None:
+                size = 0
+                if empty.guess:
+                    notes.append(f"line {self.line}: {rec.name!r} is empty: {empty.reason}")
         return MemoryRegion(
             name=rec.name,
             addr=addr,
             start=rec.start,
-            size=rec.size,
+            size=size,
             priority=rec.priority,
             type=rec.type,
             nonvolatile=rec.nonvolatile,
@@ -320,7 +328,7 @@ class _TreeBuilder:
             else:
                 parent.children.append(node)
             stack.append(node)
-        return root.freeze(None) if root is not None else None
+        return root.freeze(None, self.diagnostics) if root is not None else None
 
 
 def _tree_variant(recs: list, groups: list[AddressSpaceTree], hidden: bool) -> Variant:

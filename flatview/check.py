@@ -46,19 +46,55 @@ def _key(v: FlatView) -> tuple[str, ...]:
     return tuple(sorted(v.names))
 
 
+def _overlap(a: Counter, b: Counter) -> int:
+    return sum((a & b).values())
+
+
 def compare(result: FlattenResult, flat: FlatDump) -> CheckReport:
+    """Pair each printed view with a recomputed one of the same address spaces.
+
+    Several views can share one set of address-space names (one ``pci_bridge_pci_mem``
+    per bridge) and QEMU prints them in hash-table order, which changes from run to run
+    (QEMU 10 swaps two bridges' views between runs).  So views with the same names are
+    paired by content, never by position: identical range sets first, then the pair
+    sharing the most ranges, until one side runs out.
+    """
     mine: dict[tuple[str, ...], list[FlatView]] = {}
     for v in result.views:
         mine.setdefault(_key(v), []).append(v)
+    theirs_by_key: dict[tuple[str, ...], list[FlatView]] = {}
+    for v in flat.views:
+        theirs_by_key.setdefault(_key(v), []).append(v)
     mismatches: list[Mismatch] = []
     views = ranges = 0
-    for theirs in flat.views:
+    paired: dict[int, FlatView] = {}  # id(QEMU's view) -> ours
+    for key, group in theirs_by_key.items():
+        cands = mine.pop(key, [])
+        tc = [Counter(range_key(r) for r in v.ranges) for v in group]
+        oc = [Counter(range_key(r) for r in v.ranges) for v in cands]
+        free_t, free_o = set(range(len(group))), set(range(len(cands)))
+        for i in sorted(free_t):  # identical content: certainly the same view
+            j = next((j for j in sorted(free_o) if oc[j] == tc[i]), None)
+            if j is not None:
+                paired[id(group[i])] = cands[j]
+                free_t.discard(i)
+                free_o.discard(j)
+        while free_t and free_o:  # the rest by most ranges in common
+            i, j = max(
+                ((i, j) for i in sorted(free_t) for j in sorted(free_o)),
+                key=lambda ij: _overlap(tc[ij[0]], oc[ij[1]]),
+            )
+            paired[id(group[i])] = cands[j]
+            free_t.discard(i)
+            free_o.discard(j)
+        for j in sorted(free_o):
+            mismatches.append(Mismatch(key, "extra view", flatview=cands[j].ranges))
+    for theirs in flat.views:  # report in QEMU's print order
         key = _key(theirs)
-        cands = mine.get(key)
-        if not cands:
+        ours = paired.get(id(theirs))
+        if ours is None:
             mismatches.append(Mismatch(key, "missing view", theirs.ranges, qemu_line=theirs.line))
             continue
-        ours = cands.pop(0)
         views += 1
         ranges += len(theirs.ranges)
         a = Counter(range_key(r) for r in theirs.ranges)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from .model import RAM_TYPES, FlatDump, MemoryRegion, MtreeDump
 
-__all__ = ["READONLY_ALIASES", "TERMINATING_PARENTS", "Knowledge", "Rule"]
+__all__ = ["READONLY_ALIASES", "TERMINATING_PARENTS", "Knowledge", "Rule", "printed_empty"]
 
 # Rule 4: i/o regions with subregions that QEMU creates with memory_region_init_io (or
 # init_iommu): they fill their own holes.  Sources: docs/qemu-source-notes.md, Q4.
@@ -78,6 +78,16 @@ KNOWN_CONTAINERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^(vtd-nodmar|vtd-[0-9a-f]{2}\.\d(-pasid-\d+)?)$"), "hw/i386/intel_iommu.c"),
     (re.compile(r"^tce-root-"), "hw/ppc/spapr_iommu.c"),
     (re.compile(r"^memhp container$"), "hw/acpi/memory_hotplug.c acpi_memory_hotplug_init"),
+    (
+        re.compile(r"^virtio-mem$"),
+        "hw/virtio/virtio-mem.c virtio_mem_prepare_mr (QEMU >= 8.2, dynamic-memslots=on): "
+        "memory_region_init, holding the memslot-N aliases once the guest plugs blocks",
+    ),
+    (
+        re.compile(r"^device-memory$"),
+        "hw/mem/memory-device.c machine_memory_devices_init (7.2: hw/i386/pc.c "
+        "pc_memory_init): memory_region_init, empty until a DIMM, virtio-mem or CXL maps",
+    ),
     # Host-bridge bus spaces of other machines, childless until a device maps a BAR; QEMU
     # 7.2's own flat views never show them (tests/test_qemu_oracle.py, other targets).
     (re.compile(r"^(pci_io|pci_mem)$"), "hw/pci-host/versatile.c (arm versatilepb)"),
@@ -87,10 +97,64 @@ KNOWN_CONTAINERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^xive-vc-(end|ipi)$"), "hw/intc/pnv_xive2.c (powernv9 and later)"),
 )
 
+# Two regions are named `virtio-pci` (hw/virtio/virtio-pci.c virtio_pci_realize): the
+# legacy I/O BAR (memory_region_init_io: MMIO, terminates) and the modern BAR
+# (memory_region_init: a pure container).  A legacy-only device (disable-modern=on) keeps
+# an empty modern BAR, which QEMU >= 8.x prints as the root of `virtio-pci-cfg-mem-as`
+# and renders as no FlatView at all.  I/O BARs are at most 256 bytes (PCI spec), the
+# modern BAR at least 16K, so the size tells them apart.
+PCI_IO_BAR_MAX = 0x100
+VIRTIO_MODERN_BAR = (
+    "a childless virtio-pci larger than any I/O BAR is the modern BAR: memory_region_init "
+    "in hw/virtio/virtio-pci.c virtio_pci_realize, a pure container"
+)
+
+# PCI bridge windows (hw/pci/pci_bridge.c pci_bridge_region_init): an alias of
+# ``limit + 1 - base`` bytes, or of 0 bytes when the window is closed (limit < base).
+# Windows are whole 4 KiB (I/O) or 1 MiB (memory) units, so one printed as a single
+# byte (`S-S`) is closed.
+BRIDGE_WINDOW = re.compile(r"^pci_bridge_(io|mem|pref_mem)$")
+
+
+# hw/i386/amd_iommu.c amdvi_host_dma_iommu sizes a device's `amdvi-sys` / `amdvi-ir`
+# aliases with memory_region_size(&s->mr_sys / &s->mr_ir).  QEMU 10's AMDVI-PCI function
+# asks for its own DMA address space before amdvi_sysbus_realize initialises those, so
+# its aliases are 0 bytes (printed S-S, `No rendered FlatView`).  They are never 1 byte.
+AMDVI_EARLY = re.compile(r"^amdvi-(sys|ir)$")
+AMDVI_EARLY_WHY = (
+    "an AMD IOMMU alias printed as one byte is empty: sized before amdvi_sysbus_realize "
+    "(hw/i386/amd_iommu.c, QEMU 10)"
+)
+
+
+def printed_empty(name: str, is_alias: bool, child_offsets: Iterable[int]) -> Rule | None:
+    """Size of a region printed ``S-S``: mtree_print_mr prints ``MR_SIZE(size)``, which is
+    0 for size 0 and for size 1 alike (system/memory.c).  None: one byte (the default).
+
+    - a closed PCI bridge window (``BRIDGE_WINDOW``) is empty: certain, see above;
+    - a region with a subregion beyond its first byte is empty: every constructor puts
+      subregions inside their container (a hidden disabled region can make a later line
+      look like its child, hence a guess, listed);
+    - QEMU 10's early AMD IOMMU aliases (``AMDVI_EARLY``) are empty.
+    """
+    if is_alias and BRIDGE_WINDOW.match(name):
+        return Rule(True, "a closed PCI bridge window: 0 bytes (pci_bridge_region_init)", False)
+    if is_alias and AMDVI_EARLY.match(name):
+        return Rule(True, AMDVI_EARLY_WHY, False)
+    if any(off >= 1 for off in child_offsets):
+        return Rule(
+            True,
+            "printed as one byte but holds a subregion beyond it: taken as 0 bytes "
+            "(MR_SIZE prints 0 and 1 alike)",
+        )
+    return None
+
+
 # Aliases QEMU marks read-only with memory_region_set_readonly (invisible in the tree).
 READONLY_ALIASES: dict[str, str] = {
     "pam-rom": "hw/pci-host/pam.c init_pam: memory_region_set_readonly(&mem->alias[0], true)",
-    "isa-bios": "hw/i386/x86.c x86_bios_rom_init: read-only unless the BIOS is RAM (isapc)",
+    "isa-bios": "hw/i386/x86-common.c x86_isa_bios_init (QEMU >= 9.1 also aliases pflash "
+    "firmware there, hw/i386/pc_sysfw.c): read-only unless the BIOS is RAM (isapc)",
 }
 
 # Regions msix_init (hw/pci/msix.c) adds to a BAR after the BAR's own regions: among
@@ -143,6 +207,8 @@ class Knowledge:
             return Rule(True, "RAM, ROM, ROM device and RAM device regions terminate", False)
         if mr.type[0] in "R-" and mr.type != "RW":
             return Rule(True, "ROM or ROM device (type letters of QEMU <= 2.8)", False)
+        if mr.name == "virtio-pci" and mr.size > PCI_IO_BAR_MAX and not mr.subregions:
+            return Rule(False, VIRTIO_MODERN_BAR, False)
         if mr.name in self.flat_names:
             return Rule(True, "QEMU's own flat view of this machine shows it", False)
         for pattern, why in KNOWN_CONTAINERS:
@@ -164,7 +230,7 @@ class Knowledge:
             return Rule(True, "printed as rom", False)
         if mr.alias is not None and mr.name in READONLY_ALIASES:
             target = mr.alias.target
-            if mr.name == "isa-bios" and target is not None and target.type != "rom":
+            if mr.name == "isa-bios" and target is not None and target.type == "ram":
                 return Rule(False, READONLY_ALIASES[mr.name])
             return Rule(True, READONLY_ALIASES[mr.name])
         return Rule(False, "not printed", False)

@@ -7,7 +7,10 @@ flatten to exactly QEMU's flat views with flatview's rules alone (``learn=False`
 Some configurations also let SeaBIOS run until the PCI BARs are assigned, then stop
 the machine, so that BARs, MSI-X tables and bridge windows are really mapped.
 
-Skipped when ``qemu-system-x86_64`` is not on PATH (CI installs it).
+Every configuration runs on every QEMU build tests/qemu_builds.py finds: 7.2 (Debian
+bookworm, the system QEMU) and 10.x (bookworm-backports, unpacked beside it by
+``scripts/qemu_side_by_side.py``, which ``.ci/run`` calls).  A version that is absent
+skips with the reason; configurations that need a newer QEMU skip on older ones.
 """
 
 from __future__ import annotations
@@ -24,16 +27,13 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
+from qemu_builds import QemuBuild, find_builds, missing_reason, versions
 
 from flatview import api
 from flatview.model import FlatDump, MtreeDump
 from flatview.render.table import mismatch_text
 
-QEMU = shutil.which("qemu-system-x86_64")
-
-pytestmark = pytest.mark.skipif(
-    QEMU is None, reason="qemu-system-x86_64 is not on PATH (CI installs it)"
-)
+OVMF = Path("/usr/share/OVMF")
 
 DEVICES = [
     "-device", "e1000e",
@@ -139,6 +139,84 @@ CONFIGS: dict[str, tuple[list[str], tuple[str, ...]]] = {
         "-device", "xio3130-downstream,id=dn,bus=up,chassis=6",
         "-device", "e1000e,bus=dn",
     ], PAUSED),
+    # --- new or changed since 7.2 (hw/pci-bridge/, hw/i386/, virtio-mem, CXL) ---
+    # pcie-pci-bridge: a PCIe-to-PCI bridge with its SHPC BAR (shpc-bar, shpc-mmio) and a
+    # conventional PCI bus behind it.
+    "q35-pcie-pci-bridge": ([
+        "-machine", "q35",
+        "-device", "pcie-root-port,id=rp1,chassis=1",
+        "-device", "pcie-pci-bridge,id=ppb,bus=rp1",
+        "-device", "e1000,bus=ppb,addr=1",
+        "-device", "virtio-net-pci,bus=ppb,addr=2",
+    ], BOTH),
+    "pc-pci-bridge-no-shpc": ([
+        "-machine", "pc",
+        "-device", "pci-bridge,id=br1,chassis_nr=1,shpc=off",
+        "-device", "e1000,bus=br1",
+    ], BOTH),
+    # pflash firmware: since QEMU 9.1 isa-bios is a read-only alias of the flash
+    # (x86_isa_bios_init), in 7.2 a copy; code + vars units, with and without SMM-secure.
+    "q35-pflash-code-vars": ([
+        "-machine", "q35",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF}/OVMF_CODE_4M.fd",
+        "-drive", f"if=pflash,format=raw,unit=1,readonly=on,file={OVMF}/OVMF_VARS_4M.fd",
+    ], BOTH),
+    "q35-pflash-secure": ([
+        "-machine", "q35,smm=on",
+        "-global", "driver=cfi.pflash01,property=secure,value=on",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF}/OVMF_CODE_4M.secboot.fd",
+        "-drive", f"if=pflash,format=raw,unit=1,readonly=on,file={OVMF}/OVMF_VARS_4M.ms.fd",
+    ], PAUSED),
+    "pc-pflash": ([
+        "-machine", "pc",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF}/OVMF_CODE_4M.fd",
+        "-drive", f"if=pflash,format=raw,unit=1,readonly=on,file={OVMF}/OVMF_VARS_4M.fd",
+    ], PAUSED),
+    "pc-pflash-secure": ([
+        "-machine", "pc,smm=on",
+        "-global", "driver=cfi.pflash01,property=secure,value=on",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF}/OVMF_CODE_4M.secboot.fd",
+        "-drive", f"if=pflash,format=raw,unit=1,readonly=on,file={OVMF}/OVMF_VARS_4M.ms.fd",
+    ], PAUSED),
+    # virtio-mem: its device-memory container; with dynamic-memslots (QEMU >= 8.2) the
+    # memslot-N aliases, whose ranges flatview_simplify never merges (unmergeable).
+    "q35-virtio-mem": ([
+        "-machine", "q35",
+        "-m", "512M,maxmem=2G",
+        "-object", "memory-backend-ram,id=vmem0,size=1G",
+        "-device", "virtio-mem-pci,id=vm0,memdev=vmem0,requested-size=0",
+    ], BOTH),
+    # CXL: a pxb-cxl host bridge, root port, type-3 persistent memory and a fixed window.
+    "q35-cxl": ([
+        "-machine", "q35,cxl=on",
+        "-m", "512M,maxmem=2G,slots=2",
+        "-object", "memory-backend-ram,id=cxl-mem1,size=256M",
+        "-object", "memory-backend-ram,id=lsa1,size=256M",
+        "-device", "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1",
+        "-device", "cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2",
+        "-device", "cxl-type3,bus=root_port13,memdev=cxl-mem1,lsa=lsa1,id=cxl-pmem0",
+        "-M", "cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G",
+    ], PAUSED),
+}  # fmt: skip
+
+# Configurations whose command line depends on the QEMU version: (first version, args),
+# the last entry not newer than the build is used; a build older than every entry skips.
+VERSIONED: dict[str, list[tuple[tuple[int, int], list[str]]]] = {
+    "q35-virtio-mem-dynamic-memslots": [((8, 2), [
+        "-machine", "q35",
+        "-m", "512M,maxmem=2G",
+        "-object", "memory-backend-ram,id=vmem0,size=1G",
+        "-device", "virtio-mem-pci,id=vm0,memdev=vmem0,requested-size=0,dynamic-memslots=on",
+    ])],
+    "q35-cxl-volatile": [((8, 0), [
+        "-machine", "q35,cxl=on",
+        "-m", "512M,maxmem=2G,slots=2",
+        "-object", "memory-backend-ram,id=cxl-vmem1,size=256M",
+        "-device", "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1",
+        "-device", "cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2",
+        "-device", "cxl-type3,bus=root_port13,volatile-memdev=cxl-vmem1,id=cxl-vmem0",
+        "-M", "cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G",
+    ])],
 }  # fmt: skip
 
 # Other targets of the same QEMU build, when installed (paused only).
@@ -162,14 +240,21 @@ OTHER_TARGETS: dict[str, tuple[str, list[str]]] = {
     "ppc-40p": ("qemu-system-ppc", ["-machine", "40p"]),
 }  # fmt: skip
 
+# Arguments a target needs from some version on: QEMU 10.0 finds no default audio driver
+# for versatilepb's lm4549 codec without `-audio none`, which 7.2 rejects (no model=).
+TARGET_EXTRA_SINCE: dict[str, tuple[tuple[int, int], list[str]]] = {
+    "arm-versatilepb": ((8, 2), ["-audio", "none"]),
+}
+
 KVM_CONFIG = ["-accel", "kvm", "-machine", "q35", *DEVICES]
 KVM_USABLE = os.access("/dev/kvm", os.R_OK | os.W_OK)
 
+VERSIONS = versions()
 CASES = [
     pytest.param(name, mode, id=f"{name}-{mode}")
     for name, (_, modes) in CONFIGS.items()
     for mode in modes
-]
+] + [pytest.param(name, "paused", id=f"{name}-paused") for name in VERSIONED]
 
 # Tree command and flat command read from one machine state.
 COMMAND_PAIRS = (
@@ -244,15 +329,14 @@ class Qmp:
 
 
 @contextmanager
-def qemu(args: list[str], binary: str | None = None) -> Iterator[Qmp]:
-    """Start QEMU paused with a QMP socket; always kill it afterwards."""
-    binary = binary or QEMU
-    assert binary is not None
+def qemu(args: list[str], command: list[str]) -> Iterator[Qmp]:
+    """Start QEMU (``command``: binary plus -L options) paused with a QMP socket; always
+    kill it afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix="fvq"))  # short: unix socket paths are limited
     sock = str(tmp / "qmp.sock")
     errlog = tmp / "stderr.txt"
     cmd = [
-        binary, "-S", "-display", "none", "-nodefaults",
+        *command, "-S", "-display", "none", "-nodefaults",
         "-qmp", f"unix:{sock},server=on,wait=off",
         *args,
     ]  # fmt: skip
@@ -292,18 +376,40 @@ def run_firmware_until_bars_settle(qmp: Qmp, limit: float = 8.0) -> None:
 # ----------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def qemu_version(request) -> str:
-    assert QEMU is not None
-    out = subprocess.run([QEMU, "-version"], capture_output=True, text=True, timeout=30)
-    version = out.stdout.splitlines()[0] if out.stdout else out.stderr.strip()
+@pytest.fixture(scope="module", params=VERSIONS, ids=lambda v: f"qemu{v}")
+def build(request) -> QemuBuild:
+    """One QEMU build per version; absent versions skip with the reason."""
+    found = find_builds().get(request.param)
+    if found is None:
+        pytest.skip(missing_reason(request.param))
     # Shown in the test output even under -q (output capture is bypassed for this line).
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capman = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capman is not None:
         with capman.global_and_fixture_disabled():
-            reporter.write_line(f"\nQEMU oracle: {QEMU}: {version}")
-    return version
+            reporter.write_line(f"\nQEMU oracle: {found.bindir}: {found.banner}")
+    return found
+
+
+def x86(build: QemuBuild) -> list[str]:
+    command = build.argv("x86_64")
+    assert command is not None
+    return command
+
+
+def config_args(config: str, build: QemuBuild) -> list[str]:
+    if config in CONFIGS:
+        args = CONFIGS[config][0]
+    else:
+        usable = [a for since, a in VERSIONED[config] if build.major_minor >= since]
+        if not usable:
+            first = ".".join(map(str, VERSIONED[config][0][0]))
+            pytest.skip(f"{config} needs QEMU >= {first}; this is {build.version}")
+        args = usable[-1]
+    for a in args:
+        if a.startswith("if=pflash") and not Path(a.rsplit("file=", 1)[1]).is_file():
+            pytest.skip(f"firmware {a.rsplit('file=', 1)[1]} is missing (Debian package ovmf)")
+    return args
 
 
 def _parse(text: str, name: str):
@@ -326,20 +432,20 @@ def _check_pair(tree_text: str, flat_text: str, label: str, version: str) -> tup
 # -------------------------------------------------------------------------------- tests
 
 
-def test_qemu_version_is_recorded(qemu_version, record_property):
-    record_property("qemu_version", qemu_version)
-    assert qemu_version.startswith("QEMU emulator version ")
-    with qemu(CONFIGS["q35"][0]) as qmp:
+def test_qemu_version_is_recorded(build, record_property):
+    record_property("qemu_version", build.banner)
+    with qemu(CONFIGS["q35"][0], x86(build)) as qmp:
         v = qmp.version["qemu"]
-    assert f"{v['major']}.{v['minor']}.{v['micro']}" in qemu_version
+    assert f"{v['major']}.{v['minor']}" == build.version
+    assert f"{v['major']}.{v['minor']}.{v['micro']}" in build.banner
 
 
 def _run_and_check(
-    args: list[str], booted: bool, label: str, version: str, binary: str | None = None
+    args: list[str], booted: bool, label: str, version: str, command: list[str]
 ) -> dict[str, str]:
     t0 = time.monotonic()
     outputs: dict[str, str] = {}
-    with qemu(args, binary) as qmp:
+    with qemu(args, command) as qmp:
         if booted:
             run_firmware_until_bars_settle(qmp)
         for cmd in {c for pair in COMMAND_PAIRS for c in pair}:
@@ -353,11 +459,11 @@ def _run_and_check(
 
 
 @pytest.mark.parametrize(("config", "mode"), CASES)
-def test_flatten_equals_qemu_flat_view(config, mode, qemu_version, record_property):
-    record_property("qemu_version", qemu_version)
-    args, _ = CONFIGS[config]
+def test_flatten_equals_qemu_flat_view(config, mode, build, record_property):
+    record_property("qemu_version", build.banner)
+    args = config_args(config, build)
     booted = mode == "bars-assigned"
-    outputs = _run_and_check(args, booted, f"{config} ({mode})", qemu_version)
+    outputs = _run_and_check(args, booted, f"{config} ({mode})", build.banner, x86(build))
     if booted:
         # The firmware really mapped device BARs (prio 1 in the PCI address spaces).
         assert "(prio 1, " in outputs["info mtree -f"]
@@ -365,25 +471,29 @@ def test_flatten_equals_qemu_flat_view(config, mode, qemu_version, record_proper
 
 @pytest.mark.skipif(not KVM_USABLE, reason="/dev/kvm is not usable here")
 @pytest.mark.parametrize("mode", BOTH)
-def test_flatten_equals_qemu_flat_view_under_kvm(mode, qemu_version):
+def test_flatten_equals_qemu_flat_view_under_kvm(mode, build):
     # KVM labels -f lines backed by a memory slot (` KVM`), which check must ignore
     # (and adds a KVM-SMRAM address space when the host KVM supports SMM).
-    outputs = _run_and_check(KVM_CONFIG, mode == "bars-assigned", f"kvm ({mode})", qemu_version)
+    booted = mode == "bars-assigned"
+    outputs = _run_and_check(KVM_CONFIG, booted, f"kvm ({mode})", build.banner, x86(build))
     assert "): pc.ram KVM" in outputs["info mtree -f"].replace("\r", "")
 
 
 @pytest.mark.parametrize("config", sorted(OTHER_TARGETS))
-def test_flatten_equals_qemu_flat_view_of_other_targets(config, qemu_version):
+def test_flatten_equals_qemu_flat_view_of_other_targets(config, build):
     name, args = OTHER_TARGETS[config]
-    binary = shutil.which(name)
-    if binary is None:
-        pytest.skip(f"{name} is not on PATH")
-    _run_and_check(args, False, f"{config} (paused)", qemu_version, binary)
+    command = build.argv(name.removeprefix("qemu-system-"))
+    if command is None:
+        pytest.skip(f"{name} is not in QEMU {build.version} at {build.bindir}")
+    since, extra = TARGET_EXTRA_SINCE.get(config, ((99, 0), []))
+    if build.major_minor >= since:
+        args = [*args, *extra]
+    _run_and_check(args, False, f"{config} (paused)", build.banner, command)
 
 
-def test_bus_master_off_devices_share_the_empty_view_like_qemu(qemu_version):
+def test_bus_master_off_devices_share_the_empty_view_like_qemu(build):
     # Paused, no device has bus mastering on: every bus-master AS resolves to no root.
-    with qemu(CONFIGS["q35"][0]) as qmp:
+    with qemu(CONFIGS["q35"][0], x86(build)) as qmp:
         tree_text, flat_text = qmp.hmp("info mtree"), qmp.hmp("info mtree -f")
     [tree] = api.split_kinds(_parse(tree_text, "tree"))[0]
     [flat] = api.split_kinds(_parse(flat_text, "flat"))[1]
@@ -396,8 +506,8 @@ def test_bus_master_off_devices_share_the_empty_view_like_qemu(qemu_version):
     assert {"e1000e", "nvme", "qemu-xhci"} <= set(empty_qemu[0].names)
 
 
-def test_qemu_is_gone_after_the_run():
-    with qemu(CONFIGS["pc"][0]) as qmp:
+def test_qemu_is_gone_after_the_run(build):
+    with qemu(CONFIGS["pc"][0], x86(build)) as qmp:
         pid_probe = qmp.execute("query-status")
     assert isinstance(pid_probe, dict) and pid_probe.get("status") == "prelaunch"
     # No qemu child of this process is left running.
