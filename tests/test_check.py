@@ -217,9 +217,7 @@ def _flat_blocks(text: str) -> tuple[list[str], str]:
 
 @pytest.mark.parametrize("learn", [True, False], ids=["learn", "no-learn"])
 @pytest.mark.parametrize("order", ["reversed", "rotated"])
-def test_views_of_the_same_address_spaces_are_paired_by_content_not_order(
-    learn, order, tmp_path
-):
+def test_views_of_the_same_address_spaces_are_paired_by_content_not_order(learn, order, tmp_path):
     # QEMU 10's q35-base (samples/vfio-qemu10, real L2 QEMU 10.0.2 dump): three root
     # ports, so three FlatViews of AS "pci_bridge_pci_mem", printed in hash-table order
     # that changes from run to run (issue 17).  Reorder those three blocks in the -f text:
