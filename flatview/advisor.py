@@ -448,7 +448,16 @@ def _explain(
         s = sim_by.get(b.index)
         if s is None or b.is_io:
             continue
-        if b.ramd_bytes == 0 and s.ramd_bytes > 0:
+        if b.ramd_bytes == 0 and s.ramd_bytes > 0 and b.index in facts.mmaps_disabled:
+            out.append(
+                f"BAR {b.index}: the dump shows no direct mapping because QEMU had turned "
+                "this device's mmaps off (info mtree -D prints its mmaps [disabled]): "
+                "vfio_intx_interrupt (hw/vfio/pci.c) disables them while an INTx is pending "
+                "and a QEMU_CLOCK_VIRTUAL timer (x-intx-mmap-timeout-ms, 1100 ms) turns them "
+                "back on, which a stopped VM never runs. Running, the BAR is mapped as "
+                f"simulated ({s.pages_lost} of {s.pages_total} pages lost)."
+            )
+        elif b.ramd_bytes == 0 and s.ramd_bytes > 0:
             out.append(
                 f"BAR {b.index}: the dump shows no direct mapping (no ramd) at all, flatview's "
                 f"simulation (kernel era {era}) loses {s.pages_lost} of {s.pages_total} pages. "

@@ -401,32 +401,48 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
         if sec.root is not None:
             targets.setdefault(sec.name, []).append(sec.root)
     order = {id(sec.root): i for i, sec in enumerate(dump.sections) if sec.root is not None}
+    # Aliases inside a region named like their target (a bridge's bus holding the window
+    # of the bridge behind it) go first: the sections they claim are downstream, so an
+    # alias from elsewhere (the root bus) prefers a section nobody downstream claims.
+    todo: list[tuple[int, MemoryRegion, MemoryRegion]] = []
+    seen: set[int] = set()
     for root in dump.roots():
-        here = order.get(id(root), -1)
         for mr, _ in walk(root):
-            if mr.alias is None or mr.alias.target is not None:
-                continue
-            name, target = _split_alias(mr, targets)
-            # Not the section holding the alias (a bridge window into its own bus would
-            # loop); QEMU queues a target when it meets the alias, so later sections first.
-            named = [t for t in targets.get(target, []) if t is not root] or targets.get(target, [])
-            later = [t for t in named if order.get(id(t), -1) > here]
-            cands = _candidates(later or named, mr)
-            if not cands:
-                raise SourceError(
-                    SourceLocation(sp.file, mr.line),
-                    f"alias {mr.name!r} points to {target!r}, which no "
-                    "'memory-region:' section of this dump defines",
-                    sp.text(mr.line),
-                )
-            if len(cands) > 1:
-                diagnostics.append(
-                    f"{sp.file}:{mr.line}: alias {name!r}: {len(cands)} sections named "
-                    f"{target!r} have regions in its window; the first is used"
-                )
-            # Phase two of a two-phase build: the region is otherwise immutable.
-            object.__setattr__(mr, "name", name)
-            object.__setattr__(mr, "alias", Alias(target, mr.alias.offset, cands[0]))
+            if mr.alias is not None and mr.alias.target is None and id(mr) not in seen:
+                seen.add(id(mr))
+                inner = _split_alias(mr, targets)[1] == root.name
+                todo.append((0 if inner else 1, root, mr))
+    claimed: set[int] = set()
+    for inner, root, mr in sorted(todo, key=lambda t: t[0]):
+        here = order.get(id(root), -1)
+        name, target = _split_alias(mr, targets)
+        # Not the section holding the alias, nor another printed copy of it (a bridge
+        # window into its own bus would loop); QEMU queues a target when it meets the
+        # alias, so later sections first.
+        named = [
+            t for t in targets.get(target, []) if t is not root and not _same_shape(t, root)
+        ] or targets.get(target, [])
+        later = [t for t in named if order.get(id(t), -1) > here]
+        cands = _candidates(later or named, mr)
+        if inner == 1 and len(cands) > 1:
+            cands = [c for c in cands if id(c) not in claimed] or cands
+        if not cands:
+            raise SourceError(
+                SourceLocation(sp.file, mr.line),
+                f"alias {mr.name!r} points to {target!r}, which no "
+                "'memory-region:' section of this dump defines",
+                sp.text(mr.line),
+            )
+        if len(cands) > 1:
+            diagnostics.append(
+                f"{sp.file}:{mr.line}: alias {name!r}: {len(cands)} sections named "
+                f"{target!r} have regions in its window; the first is used"
+            )
+        if inner == 0:
+            claimed.add(id(cands[0]))
+        # Phase two of a two-phase build: the region is otherwise immutable.
+        object.__setattr__(mr, "name", name)
+        object.__setattr__(mr, "alias", Alias(target, mr.alias.offset, cands[0]))
     _check_alias_cycles(dump, sp)
     return replace(dump, diagnostics=tuple(diagnostics))
 

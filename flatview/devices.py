@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from .flatten import FlattenResult
-from .model import FlatRange, FlatView, MemoryRegion, MtreeDump
+from .model import FlatRange, FlatView, MemoryRegion, MtreeDump, walk
 from .pci import MsixCapability, PciBar, PciDevice
 from .vfio import VFIO_NAME
 
@@ -145,6 +145,9 @@ class DeviceFacts:
     sources: tuple[str, ...] = ()
     emulated: bool = False  # a QEMU-emulated device: simulated as if assigned
     host_bases: dict[int, int] = field(default_factory=dict)  # from the host's own lspci
+    # BARs whose `mmaps[k]` the tree prints [disabled] (info mtree -D): vfio_intx_interrupt
+    # turns every mmap of the device off while an INTx is pending (hw/vfio/pci.c)
+    mmaps_disabled: tuple[int, ...] = ()
 
 
 def _norm_bdf(addr: str) -> str:
@@ -289,6 +292,13 @@ def _one(
             if _norm_bdf(d.address) == bdf
             for k, a in _host_addresses(d).items()
         },
+        mmaps_disabled=tuple(
+            sorted(
+                k
+                for k, t in tb.items()
+                if any(" mmaps[" in mr.name and not mr.enabled for mr, _ in walk(t.base))
+            )
+        ),
     )
 
 

@@ -26,12 +26,18 @@ Usage::
     python3 scripts/make_qemu_samples.py                 # all configurations
     python3 scripts/make_qemu_samples.py --list
     python3 scripts/make_qemu_samples.py --only x86_64-q35 ppc64-pseries --out /tmp/s
+    python3 scripts/make_qemu_samples.py --qemu-dir /opt/flatview-qemu/10.0 --out samples/qemu-10.0
+
+``--qemu-dir DIR`` runs the QEMU unpacked in DIR (``dpkg -x`` of Debian's packages, as
+``scripts/qemu_side_by_side.py`` does) instead of the one on PATH: ``DIR/usr/bin/qemu-system-*``
+with ``-L`` at DIR's own firmware folders, and firmware files looked up in DIR first.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import json
 import os
 import re
@@ -58,7 +64,30 @@ MTREE_COMMANDS = {
 
 AARCH64_EFI = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
 X86_OVMF = "/usr/share/ovmf/OVMF.fd"
+OVMF_4M = "/usr/share/OVMF/OVMF"
 UNMAPPED = 0xFFFFFFFFFFFFFFFF
+QEMU_DIR: Path | None = None  # --qemu-dir: a dpkg -x tree of another QEMU build
+FIRMWARE_DIRS = ("usr/share/qemu", "usr/share/seabios", "usr/lib/ipxe/qemu")
+
+
+def qemu_binary(arch: str) -> str:
+    if QEMU_DIR is None:
+        return f"qemu-system-{arch}"
+    return str(QEMU_DIR / "usr" / "bin" / f"qemu-system-{arch}")
+
+
+def qemu_data_args() -> list[str]:
+    """-L for each firmware folder of --qemu-dir (searched before the built-in one)."""
+    if QEMU_DIR is None:
+        return []
+    return [a for d in FIRMWARE_DIRS if (QEMU_DIR / d).is_dir() for a in ("-L", str(QEMU_DIR / d))]
+
+
+def firmware_path(f: str) -> str:
+    """A firmware file of --qemu-dir when it ships one, else the system's."""
+    if QEMU_DIR is not None and (QEMU_DIR / f.lstrip("/")).is_file():
+        return str(QEMU_DIR / f.lstrip("/"))
+    return f
 
 
 # --------------------------------------------------------------------------- configurations
@@ -208,6 +237,41 @@ CONFIGS: list[Config] = [
         timeout=480.0,
         notes="OVMF (UEFI) instead of SeaBIOS, plus bochs-display; 64-bit BARs above 4 GiB",
     ),
+    Config(
+        "x86_64-q35-pcie-pci-bridge",
+        "x86_64",
+        "q35",
+        [
+            Dev("e1000", "nic1"),
+            Dev("virtio-net-pci", "vnet0"),
+            Dev("nvme", "nvme0", {"serial": "flatview0003"}, drive=True),
+            Dev("qemu-xhci", "xhci0"),
+        ],
+        pre_devices=[
+            "pcie-root-port,id=rpb,bus=pcie.0,chassis=20",
+            "pcie-pci-bridge,id=ppb,bus=rpb",
+        ],
+        bus="ppb",
+        firmware_files=SEABIOS_FILES,
+        notes="SeaBIOS; a pcie-pci-bridge (with its SHPC BAR) behind a root port, devices on it",
+    ),
+    Config(
+        "x86_64-q35-pflash",
+        "x86_64",
+        "q35",
+        common_devices(),
+        root_ports=True,
+        extra=[
+            "-drive",
+            f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_4M}_CODE_4M.fd",
+            "-drive",
+            f"if=pflash,format=raw,unit=1,readonly=on,file={OVMF_4M}_VARS_4M.fd",
+        ],
+        firmware_files=[f"{OVMF_4M}_CODE_4M.fd"],
+        settle=20.0,
+        timeout=480.0,
+        notes="OVMF as pflash (code + vars units): system.flash0/1 romd, isa-bios",
+    ),
 ]
 
 
@@ -312,8 +376,27 @@ def run_text(argv: list[str]) -> str:
     return r.stdout.strip()
 
 
+def unpacked_versions(firmware_files: list[str]) -> list[str]:
+    """Package versions of a --qemu-dir tree, from its Debian changelogs."""
+    assert QEMU_DIR is not None
+    lines = [f"# unpacked with dpkg -x into {QEMU_DIR}, run with " + " ".join(qemu_data_args())]
+    for log in sorted((QEMU_DIR / "usr/share/doc").glob("*/changelog.Debian.gz")):
+        with gzip.open(log, "rt", errors="replace") as f:
+            m = re.match(r"^(\S+) \(([^)]+)\)", f.readline())
+        if m:
+            lines.append(f"{m[1]}\t{m[2]}")
+    for f in firmware_files:
+        if firmware_path(f) == f:
+            owner = run_text(["dpkg-query", "-S", f])
+            pkg = owner.split(":", 1)[0].strip()
+            lines.append(run_text(["dpkg-query", "-W", pkg]) + "\t(system)")
+    return lines
+
+
 def versions_text(binary: str, firmware_files: list[str]) -> str:
     lines = [run_text([binary, "--version"]).splitlines()[0]]
+    if QEMU_DIR is not None:
+        return "\n".join([*lines, *dict.fromkeys(unpacked_versions(firmware_files))]) + "\n"
     path = shutil.which(binary) or binary
     packages = []
     for f in [os.path.realpath(path), *firmware_files]:
@@ -354,8 +437,8 @@ class DeviceRefused(Exception):
 
 
 def build_argv(cfg: Config, devices: list[Dev], tmp: Path, qmp_path: Path) -> list[str]:
-    binary = f"qemu-system-{cfg.arch}"
-    argv = [binary, "-machine", cfg.machine, "-accel", cfg.accel]
+    binary = qemu_binary(cfg.arch)
+    argv = [binary, *qemu_data_args(), "-machine", cfg.machine, "-accel", cfg.accel]
     if cfg.cpu:
         argv += ["-cpu", cfg.cpu]
     argv += ["-m", cfg.memory, "-smp", "1"]
@@ -515,8 +598,8 @@ def capture_once(
 
 
 def capture(cfg: Config, out: Path) -> dict:
-    if shutil.which(f"qemu-system-{cfg.arch}") is None:
-        raise ConfigFailed(f"qemu-system-{cfg.arch} not found")
+    if shutil.which(qemu_binary(cfg.arch)) is None:
+        raise ConfigFailed(f"{qemu_binary(cfg.arch)} not found")
     for f in cfg.firmware_files:
         if cfg.extra and f in cfg.extra and not os.path.exists(f):
             raise ConfigFailed(f"firmware {f} not found")
@@ -565,6 +648,11 @@ def main(argv: list[str] | None = None) -> int:
         help="output directory (default: samples/qemu)",
     )
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these configurations")
+    ap.add_argument(
+        "--qemu-dir",
+        type=Path,
+        help="run the QEMU unpacked (dpkg -x) in this folder, with -L at its firmware",
+    )
     ap.add_argument("--list", action="store_true", help="list configurations and exit")
     ap.add_argument("--timeout", type=float, help="override every configuration's BAR timeout")
     ap.add_argument(
@@ -573,6 +661,8 @@ def main(argv: list[str] | None = None) -> int:
         help="override every configuration's settle time (seconds without change)",
     )
     args = ap.parse_args(argv)
+    global QEMU_DIR
+    QEMU_DIR = args.qemu_dir
 
     if args.list:
         for c in CONFIGS:
