@@ -9,7 +9,7 @@ from tabulate import tabulate
 
 from ..advisor import DeviceAdvice, RelocationReport
 from ..pages import BarPages
-from .table import human_size
+from .units import human_size
 
 __all__ = ["advice_data", "advice_text"]
 
