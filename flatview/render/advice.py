@@ -10,7 +10,7 @@ from tabulate import tabulate
 from ..advisor import DeviceAdvice, RelocationReport
 from ..pages import BarPages, count_pages
 from .pages import run_data, run_text
-from .table import human_size
+from .units import human_size
 
 __all__ = ["advice_data", "advice_text"]
 
