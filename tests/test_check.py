@@ -177,8 +177,16 @@ def test_changing_a_priority_in_the_tree_fails_and_names_the_mismatch(
     mutated = tmp_path / "info-mtree.txt"
     # Every printed copy of that one MemoryRegion (the tree and the `system` section).
     mutated.write_bytes(text.replace(needle, needle.replace("-1", "2")).encode("utf-8"))
-    _, flat = load_pair(tree_path, flat_path)
+    tree, flat = load_pair(tree_path, flat_path)
     [bad] = api.split_kinds(api.load(str(mutated)))[0]
+
+    def keys(t: MtreeDump) -> list[list[tuple]]:
+        return [[range_key(r) for r in v.ranges] for v in api.flatten(t).views]
+
+    if keys(bad) == keys(tree):
+        # Firmware that left the PAM windows on pci (OVMF as pflash): below 1 MiB pci's
+        # pc.rom / isa-bios already show, and nothing of pci overlaps RAM elsewhere.
+        pytest.skip("raising pci above the PAM/SMRAM aliases changes no range of this machine")
     for learn in (True, False):
         report = api.check(bad, flat, learn=learn)
         assert not report.ok
