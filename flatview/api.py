@@ -23,7 +23,7 @@ from .flatten import FlattenResult
 from .flatten import flatten as _flatten
 from .model import Dump, FlatDump, FlatView, MtreeDump
 from .pci import PciDevice
-from .terminates import Knowledge
+from .terminates import Knowledge, Version
 
 __all__ = [
     "Machine",
@@ -72,15 +72,21 @@ def split_kinds(dumps: Iterable[Dump]) -> tuple[list[MtreeDump], list[FlatDump]]
     return trees, flats
 
 
-def flatten(tree: MtreeDump, flats: Iterable[FlatDump] = ()) -> FlattenResult:
+def flatten(
+    tree: MtreeDump, flats: Iterable[FlatDump] = (), qemu_version: Version | None = None
+) -> FlattenResult:
     """Recompute the FlatViews of a tree; QEMU's own flat views of the same machine, when
-    given, teach which regions terminate (see flatview.terminates)."""
-    return _flatten(tree, Knowledge.for_dump(tree, flats))
+    given, teach which regions terminate (see flatview.terminates).  ``qemu_version``
+    (major, minor) decides the version-dependent rules (terminates.VERSION_RULES); without
+    it they follow what the text shows (terminates.infer_version)."""
+    return _flatten(tree, Knowledge.for_dump(tree, flats, qemu_version))
 
 
-def check(tree: MtreeDump, flat: FlatDump, learn: bool = True) -> CheckReport:
+def check(
+    tree: MtreeDump, flat: FlatDump, learn: bool = True, qemu_version: Version | None = None
+) -> CheckReport:
     """Compare the FlatViews recomputed from ``tree`` with QEMU's printed ``flat``."""
-    result = flatten(tree, [flat] if learn else [])
+    result = flatten(tree, [flat] if learn else [], qemu_version)
     return compare(result, flat)
 
 

@@ -16,6 +16,7 @@ from .model import FlatDump, MemoryRegion, MtreeDump, walk
 from .render import json as json_render
 from .render import qemu as qemu_render
 from .render import table as table_render
+from .terminates import Version, infer_version, parse_version
 from .vfio import OPTIONS, kernel_era
 
 EXIT_OK = 0
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ignore QEMU's own flat view in the input when deciding what terminates",
     )
+    _add_qemu_version(p)
 
     p = sub.add_parser("advise", help="MSI-X page loss and relocation options per device")
     p.add_argument(
@@ -137,8 +139,26 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not learn from QEMU's flat view; test flatview's rules alone",
     )
+    _add_qemu_version(p)
     _add_diff_parsers(sub)
     return ap
+
+
+def _qemu_version(text: str) -> Version:
+    try:
+        return parse_version(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_qemu_version(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--qemu-version",
+        type=_qemu_version,
+        metavar="X.Y",
+        help="the QEMU that printed the dump, for rules that differ by version "
+        "(default: what the text shows)",
+    )
 
 
 def _add_page_device_options(p: argparse.ArgumentParser) -> None:
@@ -217,7 +237,7 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
 
 def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
     tree, flats = _tree_and_flats(api.load(args.file))
-    result = api.flatten(tree, [] if args.no_learn else flats)
+    result = api.flatten(tree, [] if args.no_learn else flats, args.qemu_version)
     views = result.views
     if args.address_spaces:
         wanted = set(args.address_spaces)
@@ -231,9 +251,16 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
         if args.json:
             return json_render.dumps_json("flatten", {"visibility": vis}), EXIT_OK
         return table_render.visibility_text(vis), EXIT_OK
+    evidence = infer_version(tree)
     if args.json:
         payload = json_render.to_data(result)
         payload["views"] = [json_render.flatview(v) for v in views]
+        payload["qemu_version"] = {
+            "given": ".".join(map(str, args.qemu_version)) if args.qemu_version else None,
+            "at_least": ".".join(map(str, evidence.lowest)) if evidence.lowest else None,
+            "below": ".".join(map(str, evidence.below)) if evidence.below else None,
+            "evidence": list(evidence.reasons),
+        }
         return json_render.dumps_json("flatten", payload), EXIT_OK
     if args.format == "qemu":
         out = "".join(
@@ -249,6 +276,14 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
             for v in views
         )
     notes = table_render.guesses_text(result)
+    if args.qemu_version or any(a.kind == "version-dependent" for a in result.ambiguities):
+        given = args.qemu_version
+        notes.append(
+            f"QEMU version {given[0]}.{given[1]} (--qemu-version); the text shows: "
+            + evidence.text()
+            if given
+            else evidence.text()
+        )
     return out + "".join(f"# {n}\n" for n in notes), EXIT_OK
 
 
@@ -309,7 +344,10 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
             f"check needs 'info mtree' and 'info mtree -f' of the same machine in pairs; "
             f"got {len(trees)} tree(s) and {len(flats)} flat view dump(s)"
         )
-    reports = [api.check(t, f, learn=not args.no_learn) for t, f in zip(trees, flats, strict=True)]
+    reports = [
+        api.check(t, f, learn=not args.no_learn, qemu_version=args.qemu_version)
+        for t, f in zip(trees, flats, strict=True)
+    ]
     bad = any(not r.ok for r in reports)
     if args.json:
         payload = {"ok": not bad, "pairs": [json_render.to_data(r) for r in reports]}

@@ -22,7 +22,7 @@ from .model import (
     MemoryRegion,
     MtreeDump,
 )
-from .terminates import Knowledge, Rule
+from .terminates import UNMERGEABLE, Knowledge, Rule
 
 __all__ = ["Ambiguity", "FlattenResult", "Guess", "flatten", "flatview_root"]
 
@@ -78,6 +78,7 @@ class _Piece:
     offset: int
     readonly: bool
     nonvolatile: bool
+    unmergeable: bool = False  # FlatRange.unmergeable (QEMU >= 8.2)
 
     @property
     def end(self) -> int:
@@ -104,6 +105,13 @@ class _Renderer:
             self._note(mr, "is read-only" if decision.value else "is writable", decision)
         return decision.value
 
+    def unmergeable(self, mr: MemoryRegion) -> bool:
+        decision = self.know.unmergeable(mr)
+        if decision is None:
+            return False
+        self._note(mr, "is unmergeable" if decision.value else "is mergeable", decision)
+        return decision.value
+
     def _note(self, mr: MemoryRegion, what: str, decision: Rule) -> None:
         if decision.guess:
             self.guesses.setdefault((id(mr), what), Guess(mr, what, decision.reason))
@@ -116,8 +124,10 @@ class _Renderer:
         clip: tuple[int, int],
         ro: bool,
         nv: bool,
+        um: bool = False,
     ) -> None:
-        """render_memory_region: ``clip`` is [start, end); ``base`` may be negative."""
+        """render_memory_region: ``clip`` is [start, end); ``base`` may be negative;
+        ``um``: an unmergeable region on the path (QEMU >= 8.2)."""
         if not mr.enabled:
             if mr.hidden and mr.subregions:
                 self._hidden(mr, base)
@@ -125,6 +135,7 @@ class _Renderer:
         base += mr.addr
         ro = ro or self.readonly(mr)
         nv = nv or mr.nonvolatile
+        um = um or self.unmergeable(mr)
         lo, hi = base, base + mr.size
         if not (lo <= clip[0] < hi or clip[0] <= lo < clip[1]):
             return  # int128 "intersects"
@@ -136,14 +147,14 @@ class _Renderer:
             if target is not None:
                 if not ro and target.type in ("ram", "ramd") and not self.know.flat_names:
                     self._maybe_readonly(mr, target, clip)
-                self.render(view, target, base - target.addr - mr.alias.offset, clip, ro, nv)
+                self.render(view, target, base - target.addr - mr.alias.offset, clip, ro, nv, um)
             return
         for child in self.know.render_order(mr):
-            self.render(view, child, base, clip, ro, nv)
+            self.render(view, child, base, clip, ro, nv, um)
         for first, other, why in self.know.overlaps(mr):
             self._check_overlap(mr, first, other, why, base, clip)
         if self.terminates(mr):
-            _fill_gaps(view, mr, base, clip, ro, nv)
+            _fill_gaps(view, mr, base, clip, ro, nv, um)
 
     def _hidden(self, mr: MemoryRegion, base: int) -> None:
         """Subregions printed one level too deep: their parent is a disabled region QEMU
@@ -231,7 +242,13 @@ class _Renderer:
 
 
 def _fill_gaps(
-    view: list[_Piece], mr: MemoryRegion, base: int, clip: tuple[int, int], ro: bool, nv: bool
+    view: list[_Piece],
+    mr: MemoryRegion,
+    base: int,
+    clip: tuple[int, int],
+    ro: bool,
+    nv: bool,
+    um: bool = False,
 ) -> None:
     """The gap-filling loop of render_memory_region (``flatview_insert`` of each hole)."""
     pos, end = clip
@@ -245,7 +262,7 @@ def _fill_gaps(
             continue
         if pos < r.start:
             size = min(end, r.start) - pos
-            view.insert(i, _Piece(pos, size, mr, off, ro, nv))
+            view.insert(i, _Piece(pos, size, mr, off, ro, nv, um))
             i += 1
             pos += size
             off += size
@@ -255,11 +272,12 @@ def _fill_gaps(
             off += skip
         i += 1
     if pos < end:
-        view.insert(i, _Piece(pos, end - pos, mr, off, ro, nv))
+        view.insert(i, _Piece(pos, end - pos, mr, off, ro, nv, um))
 
 
-def _simplify(view: list[_Piece]) -> list[_Piece]:
-    """flatview_simplify: merge neighbours when can_merge() holds."""
+def _simplify(view: list[_Piece], kept_apart: list[tuple[_Piece, _Piece]]) -> list[_Piece]:
+    """flatview_simplify: merge neighbours when can_merge() holds.  Neighbours that only
+    ``unmergeable`` keeps apart (QEMU >= 8.2) go to ``kept_apart``: older QEMUs merge them."""
     out: list[_Piece] = []
     for p in view:
         if out:
@@ -271,9 +289,13 @@ def _simplify(view: list[_Piece]) -> list[_Piece]:
                 and q.readonly == p.readonly
                 and q.nonvolatile == p.nonvolatile
             ):
-                q.size += p.size
-                continue
-        out.append(_Piece(p.start, p.size, p.mr, p.offset, p.readonly, p.nonvolatile))
+                if not q.unmergeable and not p.unmergeable:
+                    q.size += p.size
+                    continue
+                kept_apart.append((q, p))
+        out.append(
+            _Piece(p.start, p.size, p.mr, p.offset, p.readonly, p.nonvolatile, p.unmergeable)
+        )
     return out
 
 
@@ -340,7 +362,23 @@ def flatten(dump: MtreeDump, know: Knowledge | None = None) -> FlattenResult:
         if root is not None:
             r.view_index = len(views)
             r.render(pieces, root, 0, (0, U64), False, False)
-        ranges = tuple(_to_range(p) for p in _simplify(pieces))
+        kept_apart: list[tuple[_Piece, _Piece]] = []
+        ranges = tuple(_to_range(p) for p in _simplify(pieces, kept_apart))
+        for q, p in kept_apart:
+            r.ambiguities.append(
+                Ambiguity(
+                    "version-dependent",
+                    (q.mr,),
+                    q.start,
+                    p.end,
+                    (
+                        f"QEMU >= {UNMERGEABLE.since[0]}.{UNMERGEABLE.since[1]}: two ranges, "
+                        f"split at {p.start:#x} (unmergeable memslot aliases; "
+                        f"{UNMERGEABLE.source})",
+                        "older QEMU: one range (flatview_simplify merges them)",
+                    ),
+                )
+            )
         views.append(FlatView(tuple(ases), name, ranges, len(views), rendered=bool(ranges)))
 
     for key in order:

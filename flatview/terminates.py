@@ -31,7 +31,19 @@ from dataclasses import dataclass, field
 
 from .model import RAM_TYPES, FlatDump, MemoryRegion, MtreeDump
 
-__all__ = ["READONLY_ALIASES", "TERMINATING_PARENTS", "Knowledge", "Rule", "printed_empty"]
+__all__ = [
+    "READONLY_ALIASES",
+    "TERMINATING_PARENTS",
+    "VERSION_RULES",
+    "Knowledge",
+    "Rule",
+    "Version",
+    "VersionEvidence",
+    "VersionRule",
+    "infer_version",
+    "parse_version",
+    "printed_empty",
+]
 
 # Rule 4: i/o regions with subregions that QEMU creates with memory_region_init_io (or
 # init_iommu): they fill their own holes.  Sources: docs/qemu-source-notes.md, Q4.
@@ -162,6 +174,98 @@ READONLY_ALIASES: dict[str, str] = {
 LATE_ADDED = re.compile(r"^msix-(table|pba)$")
 
 
+# ------------------------------------------------------------------------- QEMU versions
+
+Version = tuple[int, int]  # (major, minor)
+
+
+def parse_version(text: str) -> Version:
+    """``X.Y`` (``X.Y.Z`` accepted) -> (X, Y); ValueError on anything else."""
+    m = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)?", text.strip())
+    if not m:
+        raise ValueError(f"not a QEMU version X.Y: {text!r}")
+    return int(m[1]), int(m[2])
+
+
+def _v(v: Version) -> str:
+    return f"{v[0]}.{v[1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRule:
+    """A rendering rule that holds for some QEMU versions only, and is not printed."""
+
+    name: str
+    since: Version
+    source: str
+    effect: str
+
+
+# What `info mtree` does not print and differs between the QEMUs flatview is tested on.
+UNMERGEABLE = VersionRule(
+    "unmergeable memslot aliases",
+    (8, 2),
+    "system/memory.c can_merge (FlatRange.unmergeable, memory_region_set_unmergeable); "
+    "hw/virtio/virtio-mem.c virtio_mem_prepare_memslots: each memslot-N alias unmergeable",
+    "flatview_simplify never merges a range of a virtio-mem memslot-N alias with its "
+    "neighbour; before 8.2 neighbouring memslot ranges of one RAM block merge into one",
+)
+VERSION_RULES: tuple[VersionRule, ...] = (UNMERGEABLE,)
+MEMSLOT = re.compile(r"^memslot-\d+$")
+
+
+@dataclass(frozen=True, slots=True)
+class VersionEvidence:
+    """What the text shows about the QEMU version: bounds and the lines that set them."""
+
+    lowest: Version | None = None  # at least this version
+    below: Version | None = None  # older than this version
+    reasons: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        if self.lowest is None and self.below is None:
+            return "QEMU version: not shown by the input"
+        lo = f">= {_v(self.lowest)}" if self.lowest else ""
+        hi = f"< {_v(self.below)}" if self.below else ""
+        return f"QEMU version {' and '.join(x for x in (lo, hi) if x)}: " + "; ".join(self.reasons)
+
+
+def infer_version(dump: MtreeDump) -> VersionEvidence:
+    """Bounds on the QEMU version from what only some versions print (the dump never
+    names its version).  Each bound cites the QEMU change behind it."""
+    lows: list[tuple[Version, str]] = []
+    belows: list[tuple[Version, str]] = []
+    v = dump.variant
+    if v.grouped:
+        lows.append(((7, 0), "address spaces grouped by root (mtree_info, QEMU 7.0)"))
+    if v.type_letters:
+        belows.append(((2, 9), "type letters like RW (QEMU <= 2.8)"))
+    for mr, _ in dump.regions():
+        if mr.name == "isa-bios":
+            target = mr.alias.target if mr.alias is not None else None
+            if target is not None and target.type == "romd":
+                lows.append(
+                    ((9, 1), f"line {mr.line}: isa-bios aliases the pflash {target.name!r} "
+                     "(hw/i386/pc_sysfw.c, QEMU 9.1; a ROM copy before)")
+                )  # fmt: skip
+        elif MEMSLOT.match(mr.name) and mr.alias is not None:
+            lows.append(
+                ((8, 2), f"line {mr.line}: virtio-mem memslot alias {mr.name!r} "
+                 "(dynamic-memslots, QEMU 8.2)")
+            )  # fmt: skip
+    for g in dump.address_spaces:
+        if "virtio-pci-cfg-mem-as" in g.names:
+            lows.append(
+                ((8, 0), f"line {g.line}: address space virtio-pci-cfg-mem-as "
+                 "(hw/virtio/virtio-pci.c; not printed by QEMU 7.2)")
+            )  # fmt: skip
+            break
+    lowest = max(lows)[0] if lows else None
+    below = min(belows)[0] if belows else None
+    reasons = [r for _, r in sorted(lows, reverse=True)[:3]] + [r for _, r in belows]
+    return VersionEvidence(lowest, below, tuple(reasons))
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """A decision, why it was taken, and whether the text alone could not settle it."""
@@ -179,22 +283,44 @@ class Knowledge:
     """The facts rendering needs beyond the tree: rules plus what QEMU's flat view shows."""
 
     flat_names: frozenset[str] = frozenset()  # names in QEMU's own flat view (rule 2)
+    qemu_version: Version | None = None  # --qemu-version: the user says which QEMU
+    evidence: VersionEvidence = VersionEvidence()  # what the text shows (infer_version)
     _order: dict[int, tuple[MemoryRegion, ...]] = field(default_factory=dict)
     _term: dict[int, Rule] = field(default_factory=dict)
     _overlaps: dict[int, tuple[Overlap, ...]] = field(default_factory=dict)
 
     @classmethod
-    def for_dump(cls, dump: MtreeDump, flats: Iterable[FlatDump] = ()) -> Knowledge:
+    def for_dump(
+        cls, dump: MtreeDump, flats: Iterable[FlatDump] = (), qemu_version: Version | None = None
+    ) -> Knowledge:
         """Learn from QEMU's flat views: a name shown there terminates, unless a leaf of
         the same name explains it (names repeat: the legacy `virtio-pci` I/O BAR is an
         MMIO leaf, the modern `virtio-pci` BAR a container)."""
+        evidence = infer_version(dump)
         shown = {r.name for f in flats for v in f.views for r in v.ranges}
         if not shown:
-            return cls()
+            return cls(qemu_version=qemu_version, evidence=evidence)
         leaves = {mr.name for mr, _ in dump.regions() if not mr.subregions and not mr.alias}
         parents = {mr.name for mr, _ in dump.regions() if mr.subregions}
         learned = {n for n in shown if n not in parents or n not in leaves}
-        return cls(flat_names=frozenset(learned))
+        return cls(flat_names=frozenset(learned), qemu_version=qemu_version, evidence=evidence)
+
+    def unmergeable(self, mr: MemoryRegion) -> Rule | None:
+        """FlatRange.unmergeable (QEMU >= 8.2, ``UNMERGEABLE``): None when it does not
+        apply.  Only virtio-mem's memslot-N aliases are set unmergeable; the version is the
+        user's (--qemu-version), else what the text shows (memslot aliases exist only
+        since 8.2, so their presence settles it)."""
+        if mr.alias is None or not MEMSLOT.match(mr.name):
+            return None
+        since = UNMERGEABLE.since
+        if self.qemu_version is not None:
+            on = self.qemu_version >= since
+            return Rule(on, f"QEMU {_v(self.qemu_version)} (--qemu-version): " + (
+                UNMERGEABLE.source if on else f"no unmergeable regions before {_v(since)}"
+            ), False)  # fmt: skip
+        lowest = self.evidence.lowest
+        settled = lowest is not None and lowest >= since
+        return Rule(True, f"{UNMERGEABLE.source} (QEMU >= {_v(since)})", not settled)
 
     def terminates(self, mr: MemoryRegion) -> Rule:
         cached = self._term.get(id(mr))

@@ -1,0 +1,111 @@
+"""Rules that differ between QEMU versions, and what a dump shows about its version.
+
+- ``unmergeable`` (QEMU >= 8.2, system/memory.c can_merge; hw/virtio/virtio-mem.c sets it
+  on every memslot-N alias): flatview_simplify keeps neighbouring memslot ranges apart.
+  The fixture is hand-written (a paused QEMU plugs no memslot), the expected ranges are
+  the arithmetic below.
+- infer_version on real samples: QEMU 10.0's pflash isa-bios is an alias of the flash
+  (>= 9.1), 7.2's a ROM copy; QEMU 10.0 prints virtio-pci-cfg-mem-as, 7.2 does not.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flatview import api
+from flatview.terminates import infer_version, parse_version
+
+ROOT = Path(__file__).resolve().parents[1]
+MEMSLOTS = ROOT / "tests" / "fixtures" / "versions" / "virtio-mem-memslots.txt"
+SAMPLES = ROOT / "samples"
+GiB, MiB = 1 << 30, 1 << 20
+
+
+def tree_of(path: Path):
+    [tree] = api.split_kinds(api.load(str(path)))[0]
+    return tree
+
+
+def ranges(result) -> list[tuple[int, int, str, int]]:
+    [view] = [v for v in result.views if "memory" in v.names]
+    return [(r.start, r.size, r.name, r.offset) for r in view.ranges]
+
+
+# memslot-0 maps vmem0[0, 128M) at 4G, memslot-1 maps vmem0[128M, 256M) right after it.
+SLOT0 = (4 * GiB, 128 * MiB, "vmem0", 0)
+SLOT1 = (4 * GiB + 128 * MiB, 128 * MiB, "vmem0", 128 * MiB)
+MERGED = (4 * GiB, 256 * MiB, "vmem0", 0)
+PC_RAM = (0, 128 * MiB, "pc.ram", 0)
+
+
+def test_memslot_ranges_stay_apart_when_the_text_shows_qemu_8_2():
+    tree = tree_of(MEMSLOTS)
+    assert infer_version(tree).lowest == (8, 2)  # memslot aliases exist only since 8.2
+    result = api.flatten(tree)
+    assert ranges(result) == [PC_RAM, SLOT0, SLOT1]
+    [amb] = [a for a in result.ambiguities if a.kind == "version-dependent"]
+    assert (amb.start, amb.end) == (SLOT0[0], SLOT1[0] + SLOT1[1])
+    assert "QEMU >= 8.2" in amb.outcomes[0] and "one range" in amb.outcomes[1]
+    # settled by the text: not a guess
+    assert not [g for g in result.guesses if g.what == "is unmergeable"]
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ((8, 1), [PC_RAM, MERGED]),
+        ((8, 2), [PC_RAM, SLOT0, SLOT1]),
+        ((10, 0), [PC_RAM, SLOT0, SLOT1]),
+    ],
+)
+def test_qemu_version_decides_the_unmergeable_rule(version, expected):
+    assert ranges(api.flatten(tree_of(MEMSLOTS), qemu_version=version)) == expected
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flatview", *args], capture_output=True, text=True, cwd=ROOT
+    )
+
+
+def test_cli_qemu_version():
+    merged = run("flatten", str(MEMSLOTS), "--qemu-version", "8.1")
+    assert merged.returncode == 0, merged.stderr
+    assert "0000000100000000-000000010fffffff (prio 0, ram): vmem0\n" in merged.stdout
+    assert "# QEMU version 8.1 (--qemu-version); the text shows: QEMU version >= 8.2" in (
+        merged.stdout
+    )
+    apart = run("flatten", str(MEMSLOTS))
+    assert "0000000108000000-000000010fffffff (prio 0, ram): vmem0 @0000000008000000\n" in (
+        apart.stdout
+    )
+    assert "# ambiguous: version-dependent: 'vmem0'" in apart.stdout
+    bad = run("flatten", str(MEMSLOTS), "--qemu-version", "ten")
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines()[-1].endswith("not a QEMU version X.Y: 'ten'")
+
+
+@pytest.mark.parametrize("text", ["7.2", "10.0", "10.0.2", " 8.2 "])
+def test_parse_version(text):
+    assert parse_version(text) == tuple(int(x) for x in text.split(".")[:2])
+
+
+def test_pflash_isa_bios_shows_the_version():
+    # QEMU 10.0.2 (samples/qemu-10.0, versions.txt): isa-bios is an alias of system.flash0
+    new = infer_version(tree_of(SAMPLES / "qemu-10.0" / "x86_64-q35-pflash" / "info-mtree.txt"))
+    assert new.lowest == (9, 1)
+    assert any("isa-bios aliases the pflash 'system.flash0'" in r for r in new.reasons)
+    # QEMU 7.2.22: a ROM copy named isa-bios, and no virtio-pci-cfg-mem-as
+    old = infer_version(tree_of(SAMPLES / "qemu" / "x86_64-q35-pflash" / "info-mtree.txt"))
+    assert old.lowest == (7, 0)  # only the grouped headings of >= 7.0
+
+
+@pytest.mark.parametrize("folder", ["x86_64-q35", "x86_64-pc"])
+def test_virtio_pci_cfg_mem_as_marks_qemu_after_7_2(folder):
+    new = infer_version(tree_of(SAMPLES / "qemu-10.0" / folder / "info-mtree.txt"))
+    old = infer_version(tree_of(SAMPLES / "qemu" / folder / "info-mtree.txt"))
+    assert new.lowest == (8, 0) and old.lowest == (7, 0)
