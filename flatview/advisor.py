@@ -713,7 +713,18 @@ def _recommended(
     """The option to paste: one QEMU accepts under every possibility the input leaves
     open when there is one; else the best one, with the conditions it needs."""
     dev = facts.device
-    assumed = tuple(str(f) for f in facts.assumptions)
+    assumed = tuple(str(f) for f in facts.assumptions) + tuple(
+        f"BAR {b.index} guest address: assumed off a {size_text(page)} boundary (the worst "
+        f"case: a BAR smaller than a host page is direct-mapped only on a page boundary, "
+        "and the input does not say where the guest puts it)"
+        for b in dev.bars
+        if b.size and not b.is_io and b.size < page and b.index not in facts.guest_bases
+    )
+    if facts.observed is None and not facts.emulated:
+        assumed += (
+            "mmap: assumed on (no x-no-mmap=on, no INTx pending); only a dump of the "
+            "running guest shows it",
+        )
     none = Recommended(None, 0, 0, assumed)
     if dev.msix is None or no_mmap or era != "E2":
         return none
@@ -724,7 +735,7 @@ def _recommended(
         return Recommended("off", 0, 0, assumed)
     need = ranked if not off.valid else [r for r in ranked if r.pages_recovered > 0]
     if not need:
-        return none
+        return Recommended("off", 0, 0, assumed) if off.valid else none
     sure = [r for r in need if r.certain]
     best = sure[0] if sure else need[0]
     alt = None
@@ -761,6 +772,8 @@ def _action(dev: PciDevice, rec: Recommended, reports: Sequence[RelocationReport
         if all(r.pages_recovered <= 0 for r in reports):
             return "no relocation recovers any page; keep x-msix-relocation=off"
         return "relocating MSI-X cannot help: see the explanation"
+    if rec.option == "off" and by["off"].pages_lost:
+        return "no relocation recovers any page; keep x-msix-relocation=off"
     if rec.option == "off":
         return "no page lost to MSI-X: keep x-msix-relocation=off"
     r = by[rec.option]

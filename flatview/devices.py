@@ -629,6 +629,9 @@ def fact_changes(before: DeviceFacts, after: DeviceFacts) -> list[str]:
             out.append(f"{f.what}: {f.value} ({f.source}), was {w.value} ({w.source})")
         elif w is not None and w.value == f.value and w.assumed and not f.assumed:
             out.append(f"{f.what}: {f.value}, now from {f.source}")
+    for f in after.provenance:
+        if f.what not in was and f.field in ("guest address", "width", "type", "size"):
+            out.append(f"{f.what}: {f.value} ({f.source}), which it does not show")
     now = {f.what for f in after.provenance}
     for w in before.provenance:
         if w.what not in now and w.assumed:
