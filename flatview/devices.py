@@ -280,11 +280,10 @@ def _msix_facts(m: MsixCapability | None, src: str, pba_src: str | None = None) 
 
 
 def human(n: int) -> str:
-    """Sizes as lspci and QEMU's size_to_str print them: 4K, 1M, 16G."""
-    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift}{unit}"
-    return str(n) if n < 1 << 10 else f"{n:#x}"
+    """Sizes in the one style every renderer uses: 4K, 1M, 16G (render.units)."""
+    from .render.units import human_size
+
+    return human_size(n)
 
 
 def _host_addresses(d: PciDevice) -> dict[int, int]:

@@ -10,13 +10,9 @@ from tabulate import tabulate
 
 from ..diff import BarDiff, BarFigures, DiffReport, RangeChange, RegionChange, ViewDiff, verdict
 from ..gate import AllowRule, GateReport, Regression, why_text
-from .table import human_size
+from .units import human_size, page_label
 
 __all__ = ["diff_data", "diff_text", "gate_data", "gate_line", "gate_text", "page_label"]
-
-
-def page_label(size: int) -> str:
-    return human_size(size)
 
 
 def _pair(before: str | None, after: str | None) -> str:
