@@ -10,7 +10,8 @@ from typing import Any
 from tabulate import tabulate
 
 from ..advisor import HAZARDS, DeviceAdvice, RelocationReport, era_words, size_text
-from ..pages import BarPages
+from ..pages import BarPages, count_pages
+from .pages import run_data, run_text
 
 __all__ = ["WIDTH", "advice_data", "advice_text"]
 
@@ -23,9 +24,10 @@ def _codes(r: RelocationReport) -> list[str]:
 
 
 def _lost_cell(b: BarPages, limit: int) -> str:
-    lost = ", ".join(f"+{p.offset:#x} {p.reason}" for p in b.lost[:limit])
-    if len(b.lost) > limit:
-        lost += f", ... ({len(b.lost)} pages)"
+    runs = b.lost
+    lost = ", ".join(run_text(r, state=True) for r in runs[:limit])
+    if len(runs) > limit:
+        lost += f", ... ({len(runs)} runs, {count_pages(runs)} pages)"
     return lost or "-"
 
 
@@ -152,11 +154,12 @@ def advice_text(advice: Sequence[DeviceAdvice], wide: bool = False) -> str:
             [None, None, None, None, None, 50],
         )
         for b in a.bars:
-            for p in b.lost[:4]:
+            for r in b.lost[:4]:
                 parts = "; ".join(
-                    f"{x.name} +{x.start:#x}-{x.end - 1:#x} ({x.what})" for x in p.parts
+                    f"{x.name} +{x.start:#x}-{x.end - 1:#x} ({x.what})" for x in r.parts
                 )
-                o.text(f"BAR{b.index} page +{p.offset:#x} holds: {parts or 'nothing'}")
+                what = "page" if r.count == 1 else "pages"
+                o.text(f"BAR{b.index} {what} {run_text(r)} hold: {parts or 'nothing'}")
             for n in b.notes:
                 o.text(f"note: {n}")
         for e in a.explanations:
@@ -202,17 +205,7 @@ def _bar_data(b: BarPages, sources: dict[str, str]) -> dict[str, Any]:
         "trapped_bytes": b.trapped_bytes,
         "pages_total": b.pages_total,
         "pages_lost": b.pages_lost,
-        "lost_pages": [
-            {
-                "offset": p.offset,
-                "reason": p.reason,
-                "shared_with": [
-                    {"name": x.name, "start": x.start, "end": x.end - 1, "what": x.what}
-                    for x in p.parts
-                ],
-            }
-            for p in b.lost
-        ],
+        "lost_pages": [run_data(r) for r in b.lost],
         "notes": list(b.notes),
         "source": sources,
     }
