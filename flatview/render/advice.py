@@ -159,7 +159,8 @@ def advice_text(advice: Sequence[DeviceAdvice], wide: bool = False) -> str:
                     f"{x.name} +{x.start:#x}-{x.end - 1:#x} ({x.what})" for x in r.parts
                 )
                 what = "page" if r.count == 1 else "pages"
-                o.text(f"BAR{b.index} {what} {run_text(r)} hold: {parts or 'nothing'}")
+                verb = "holds" if r.count == 1 else "hold"
+                o.text(f"BAR{b.index} {what} {run_text(r)} {verb}: {parts or 'nothing'}")
             for n in b.notes:
                 o.text(f"note: {n}")
         for e in a.explanations:
