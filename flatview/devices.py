@@ -358,8 +358,15 @@ def _one(
             if b.host_size:
                 host[b.index] = b.host_size
     io_bars: set[int] = set()
+    # I/O spaces: the system's, and each bridge's own (hw/pci/pci_bridge.c: AS
+    # "pci_bridge_pci_io" rooted at "pci_bridge_io").  SeaBIOS 1.16.3 (with QEMU 10) leaves
+    # a root port's I/O window closed, so an I/O BAR behind it shows only there.
     io_views = (
-        {i for i, v in enumerate(flattened.views) if "I/O" in v.names or v.root == "io"}
+        {
+            i
+            for i, v in enumerate(flattened.views)
+            if {"I/O", "pci_bridge_pci_io"} & set(v.names) or v.root in ("io", "pci_bridge_io")
+        }
         if flattened is not None
         else set()
     )
