@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
-from ..check import CheckReport
-from ..flatten import FlattenResult
 from ..model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump
 from .qemu import format_range
 from .units import human_size
+
+if TYPE_CHECKING:
+    from ..check import CheckReport
+    from ..flatten import FlattenResult
 
 __all__ = [
     "dump_summary",
