@@ -244,8 +244,6 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
 
 def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
     from . import api
-    from .render import json as json_render
-    from .render import qemu as qemu_render
     from .render import table as table_render
 
     tree, flats = _tree_and_flats(api.load(args.file))
@@ -256,6 +254,8 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
         views = tuple(v for v in views if wanted & set(v.names) or v.root in wanted)
         if not views:
             raise UsageError(f"no address space named {', '.join(sorted(wanted))}")
+    if args.json:
+        from .render import json as json_render
     if args.region:
         from .visibility import visibility
 
@@ -268,6 +268,8 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
         payload["views"] = [json_render.flatview(v) for v in views]
         return json_render.dumps_json("flatten", payload), EXIT_OK
     if args.format == "qemu":
+        from .render import qemu as qemu_render
+
         out = "".join(
             "\n".join(qemu_render.format_flatview(v, _flat_variant(tree, flats))) + "\n\n"
             for v in views
@@ -370,8 +372,6 @@ def _emit(args: argparse.Namespace, facts, sizes: list[int], era: str) -> tuple[
 
 def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
     from . import api
-    from .render import json as json_render
-    from .render import table as table_render
 
     dumps = [d for f in args.files for d in api.load(f)]
     trees, flats = api.split_kinds(dumps)
@@ -383,8 +383,12 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
     reports = [api.check(t, f, learn=not args.no_learn) for t, f in zip(trees, flats, strict=True)]
     bad = any(not r.ok for r in reports)
     if args.json:
+        from .render import json as json_render
+
         payload = {"ok": not bad, "pairs": [json_render.to_data(r) for r in reports]}
         return json_render.dumps_json("check", payload), EXIT_FINDING if bad else EXIT_OK
+    from .render import table as table_render
+
     lines = []
     for t, f, r in zip(trees, flats, reports, strict=True):
         lines.append(
