@@ -652,9 +652,10 @@ def _explain(
         if b.is_io and b.size is None and b.address is None:
             out.append(
                 f"BAR {b.index} is an I/O BAR the host left unassigned (lspci <unassigned>): "
-                f"VFIO may then report it empty, and QEMU accepts bar{b.index} as a new BAR "
-                "instead of refusing it (reported on qemu-devel in December 2017 on a POWER "
-                "host; mpt3sas then failed to probe)"
+                f"QEMU refuses bar{b.index} for an I/O BAR, as the table says; but where VFIO "
+                f"reports such a BAR as empty, QEMU took bar{b.index} as a new BAR instead "
+                "(reported on qemu-devel in December 2017 on a POWER host; mpt3sas then "
+                "failed to probe): do not use it"
             )
     used = {s for b in dev.bars if b.size or b.is_io for s in b.slots}
     if dev.msix is not None and used >= set(range(PCI_ROM_SLOT)):
