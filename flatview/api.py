@@ -14,16 +14,18 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .build import read_dumps
-from .check import CheckReport, compare
-from .devices import DeviceFacts
 from .errors import SourceError, SourceLocation, UsageError
-from .flatten import FlattenResult
-from .flatten import flatten as _flatten
 from .model import Dump, FlatDump, FlatView, MtreeDump
-from .pci import PciDevice
-from .terminates import Knowledge, Version
+
+if TYPE_CHECKING:  # the analyses are imported by the functions that run them
+    from .check import CheckReport
+    from .devices import DeviceFacts
+    from .flatten import FlattenResult
+    from .pci import PciDevice
+    from .terminates import Version
 
 __all__ = [
     "Machine",
@@ -82,6 +84,9 @@ def flatten(
     given, teach which regions terminate (see flatview.terminates).  ``qemu_version``
     (major, minor) decides the version-dependent rules (terminates.VERSION_RULES); without
     it they follow what the text shows (terminates.infer_version)."""
+    from .flatten import flatten as _flatten
+    from .terminates import Knowledge
+
     return _flatten(tree, Knowledge.for_dump(tree, flats, qemu_version))
 
 
@@ -89,6 +94,8 @@ def check(
     tree: MtreeDump, flat: FlatDump, learn: bool = True, qemu_version: Version | None = None
 ) -> CheckReport:
     """Compare the FlatViews recomputed from ``tree`` with QEMU's printed ``flat``."""
+    from .check import compare
+
     result = flatten(tree, [flat] if learn else [], qemu_version)
     return compare(result, flat)
 
@@ -301,8 +308,9 @@ def advise_on(
             why = fact_changes(b.facts, a.facts) or [
                 "the input's other sources place or size the BARs differently"
             ]
+            alone = "the dump" if kind == "dump" else kind
             changed.append(
-                f"the {kind} alone gives {_opt(b.recommended.option)}; the whole input gives "
+                f"{alone} alone gives {_opt(b.recommended.option)}; the whole input gives "
                 f"{_opt(a.recommended.option)} because " + "; ".join(why)
             )
         out.append(replace(a, changed=tuple(changed)) if changed else a)
