@@ -33,6 +33,7 @@ __all__ = [
     "flatten",
     "load",
     "machine",
+    "machine_of",
     "parse_page_sizes",
     "parse_text",
     "read_text",
@@ -165,6 +166,13 @@ def gather_devices(
 ):
     """Dumps and PCI listings of one input, reconciled into assigned devices (the dumps
     of one machine state: see select_dumps)."""
+    return _gathered(machine_of(text, name, extra_pci, lines))
+
+
+def machine_of(
+    text: str, name: str, extra_pci: Iterable[PciDevice] = (), lines: Sequence[int] = ()
+) -> Machine:
+    """The machine one input describes: its dumps and PCI listings (see gather_devices)."""
     from .lspci import parse_lspci
 
     try:
@@ -175,13 +183,13 @@ def gather_devices(
         dumps = []
     pci = list(extra_pci)
     if not any(word in text for word in _LSPCI_WORDS):  # a dump alone: skip the lspci pass
-        return _gathered(machine(select_dumps(dumps, name, lines) if dumps else [], pci))
+        return machine(select_dumps(dumps, name, lines) if dumps else [], pci)
     try:
         pci = parse_lspci(text, name) + pci
     except SourceError as exc:
         if "no lspci device information" not in exc.msg or not (dumps or pci):
             raise
-    return _gathered(machine(select_dumps(dumps, name, lines) if dumps else [], pci))
+    return machine(select_dumps(dumps, name, lines) if dumps else [], pci)
 
 
 # Words every lspci block that says anything about BARs or MSI-X contains.
@@ -201,11 +209,14 @@ def advise(
     devices: Iterable[str] = (),
     era: str = "E2",
     lines: Sequence[int] = (),
+    parsed: Machine | None = None,
 ):
-    """The advisor on one input (dumps and/or lspci text)."""
+    """The advisor on one input (dumps and/or lspci text; or its ``parsed`` machine,
+    when the caller has read it already)."""
     from .advisor import advise as _advise
 
-    facts, view, kvm = gather_devices(text, name, extra_pci, lines)
+    m = parsed if parsed is not None else machine_of(text, name, extra_pci, lines)
+    facts, view, kvm = _gathered(m)
     wanted = {d if d.count(":") == 2 else f"0000:{d}" for d in devices}
     if wanted:
         facts = [f for f in facts if f.device.address in wanted]

@@ -1,0 +1,436 @@
+"""What a picture shows, before any geometry: BAR rows of host-page runs, the MSI-X
+table and PBA marks, and the guest physical address map of each address space.
+
+Built from the analyses' results only (the advisor's :class:`~flatview.advisor.DeviceAdvice`,
+diff's :class:`~flatview.diff.BarDiff`, the FlatViews): nothing here reads dump text.
+A BAR's host pages are kept as *runs* of like pages (start, count, state), never one
+object per page, so a 64 GiB BAR at 4K pages (16M pages) is a handful of runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..advisor import DeviceAdvice
+from ..diff import BarDiff, BarFigures, DiffReport, Side
+from ..model import FlatView
+from ..pages import LostPage
+from ..pci import MsixCapability
+
+__all__ = [
+    "STATES",
+    "BarBlock",
+    "MapRange",
+    "MapView",
+    "Mark",
+    "PageRun",
+    "Panel",
+    "Picture",
+    "Row",
+    "from_advice",
+    "from_diff",
+    "memory_maps",
+    "page_runs",
+    "page_state",
+]
+
+# Page states, in legend order: (colour, legend text).  The colours are mid-tones that
+# stay distinct on a white and on a near-black background.
+STATES: dict[str, tuple[str, str]] = {
+    "direct": ("#2f9e44", "direct-mapped (in a ramd range: KVM maps the page)"),
+    "shared": ("#e03131", "lost: registers sharing a page with the MSI-X table or PBA"),
+    "msix-table": ("#7048e8", "MSI-X table (emulated by QEMU)"),
+    "msix-pba": ("#1c7ed6", "PBA (emulated by QEMU)"),
+    "trapped": ("#868e96", "trapped registers (no mmap, quirk, no host BAR)"),
+    "unaligned": ("#f08c00", "lost: its ramd range does not cover the whole page"),
+}
+
+# Memory-map kinds of a flat range (the printed type), with their colours.
+KINDS: dict[str, str] = {
+    "ram": "#2f9e44",
+    "ramd": "#66a80f",
+    "rom": "#ae3ec9",
+    "romd": "#d6336c",
+    "i/o": "#868e96",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PageRun:
+    """``count`` host pages from page ``start`` of the BAR's page grid, all in ``state``."""
+
+    start: int
+    count: int
+    state: str
+    why: str = ""  # what the first page of the run holds, for hover text
+
+    @property
+    def end(self) -> int:
+        return self.start + self.count
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """The MSI-X table or PBA: byte offsets in the BAR's page grid."""
+
+    what: str  # "msix-table" or "msix-pba"
+    start: int
+    end: int  # exclusive
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One BAR under one layout (the dump, ``off``, a relocation option, before/after)."""
+
+    label: str
+    runs: tuple[PageRun, ...]
+    marks: tuple[Mark, ...] = ()
+    note: str = ""
+    lost_since: tuple[PageRun, ...] = ()  # diff: pages direct before, not now
+    gained: tuple[PageRun, ...] = ()  # diff: pages direct now, not before
+    lead: int = 0  # bytes from the page grid's start to the BAR's first byte
+
+    @property
+    def pages(self) -> int:
+        return self.runs[-1].end if self.runs else 0
+
+
+@dataclass(frozen=True, slots=True)
+class BarBlock:
+    """One BAR of one device at one page size: its rows share one axis."""
+
+    device: str
+    index: int
+    size: int
+    page_size: int
+    title: str
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Panel:
+    title: str
+    lines: tuple[str, ...]  # recommendation, notes
+    blocks: tuple[BarBlock, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MapRange:
+    start: int
+    end: int  # exclusive
+    type: str  # printed type: ram, ramd, rom, romd, i/o
+    name: str
+    owner: str
+    priority: int
+    changed: str = ""  # diff: how this range changed
+
+
+@dataclass(frozen=True, slots=True)
+class MapView:
+    title: str
+    ranges: tuple[MapRange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    title: str
+    panels: tuple[Panel, ...]
+    maps: tuple[MapView, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def size_text(n: int) -> str:
+    """4K, 64K, 16M, 64G; hex bytes when not a whole unit."""
+    for unit, shift in (("E", 60), ("P", 50), ("T", 40), ("G", 30), ("M", 20), ("K", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return f"{n:#x}"
+
+
+# ---------------------------------------------------------------------- page runs
+
+
+class _Pages(Protocol):
+    """What BarPages (advisor) and BarFigures (diff) both carry."""
+
+    @property
+    def pages_total(self) -> int: ...
+    @property
+    def lost(self) -> tuple[LostPage, ...]: ...
+    @property
+    def page_size(self) -> int: ...
+
+
+_MSIX = ("msix-table", "msix-pba")
+
+
+def page_state(lost: LostPage) -> str:
+    """What a lost page is: the MSI-X table or PBA alone, device registers sharing a page
+    with them (the whole page traps), other trapped registers, or a direct range that
+    does not cover the whole page."""
+    whats = {p.what for p in lost.parts}
+    if whats & set(_MSIX):
+        if whats - set(_MSIX):  # device registers share the page: they trap with it
+            return "shared"
+        return "msix-table" if "msix-table" in whats else "msix-pba"
+    if lost.reason == "unaligned":
+        return "unaligned"
+    return "trapped"
+
+
+def _why(lost: LostPage) -> str:
+    parts = [p for p in lost.parts if p.what != "direct"] or list(lost.parts)
+    held = ", ".join(f"{p.name} +{p.start:#x}-{p.end - 1:#x}" for p in parts[:3])
+    return f"{lost.reason}: {held}" if held else lost.reason
+
+
+def page_runs(bar: _Pages) -> tuple[PageRun, ...]:
+    """The adapter from a BAR's pages (total and lost pages) to runs of like pages.
+
+    Lost pages come one per page today; like neighbours merge, and the gaps between
+    them are direct-mapped runs, so the output is as long as the number of changes."""
+    runs: list[PageRun] = []
+    pos = 0
+    ps = bar.page_size
+    for lp in sorted(bar.lost, key=lambda p: p.offset):
+        i = lp.offset // ps
+        if i > pos:
+            runs.append(PageRun(pos, i - pos, "direct"))
+        state = page_state(lp)
+        last = runs[-1] if runs else None
+        if last is not None and last.end == i and last.state == state:
+            runs[-1] = PageRun(last.start, last.count + 1, state, last.why)
+        else:
+            runs.append(PageRun(i, 1, state, _why(lp)))
+        pos = i + 1
+    if bar.pages_total > pos:
+        runs.append(PageRun(pos, bar.pages_total - pos, "direct"))
+    return tuple(runs)
+
+
+def _offset_runs(offsets: Iterable[int], page: int, why: str) -> tuple[PageRun, ...]:
+    out: list[PageRun] = []
+    for i in sorted(o // page for o in offsets):
+        if out and out[-1].end == i:
+            out[-1] = PageRun(out[-1].start, out[-1].count + 1, why, why)
+        else:
+            out.append(PageRun(i, 1, why, why))
+    return tuple(out)
+
+
+def _marks(msix: MsixCapability | None, index: int, lead: int) -> tuple[Mark, ...]:
+    if msix is None:
+        return ()
+    out = []
+    if msix.table_bar == index:
+        start = lead + msix.table_offset
+        out.append(Mark("msix-table", start, start + msix.table_size))
+    if msix.pba_bar == index:
+        start = lead + msix.pba_offset
+        out.append(Mark("msix-pba", start, start + msix.pba_size))
+    return tuple(out)
+
+
+def _lead(guest_base: int | None, page: int) -> int:
+    return guest_base % page if guest_base is not None else 0
+
+
+# -------------------------------------------------------------------- the advisor
+
+
+def _bar_title(device: str, index: int, size: int, page: int, wide: bool | None) -> str:
+    width = "" if wide is None else (" · 64-bit" if wide else " · 32-bit")
+    return f"{device} · BAR{index} · {size_text(size)}{width} · host pages {size_text(page)}"
+
+
+def _advice_panel(a: DeviceAdvice, every_option: bool) -> Panel:
+    dev = a.facts.device
+    layouts: list[tuple[str, Sequence, MsixCapability | None, str]] = []
+    if a.observed:
+        layouts.append(
+            ("dump", a.observed, a.facts.observed_msix or dev.msix, "what the dump shows")
+        )
+    by_option = {r.option: r for r in a.relocations}
+    layouts.append(("off", a.simulated, dev.msix, "simulated x-msix-relocation=off"))
+    chosen = a.ranking if every_option else a.ranking[:1]
+    for rank, option in enumerate(chosen):
+        r = by_option[option]
+        star = " ★" if rank == 0 else ""
+        msix = r.relocation.msix
+        where = f"table → BAR{msix.table_bar}+{msix.table_offset:#x}" if msix else ""
+        note = f"{where}; +{size_text(r.added_mmio)} MMIO; recovers {r.pages_recovered}"
+        layouts.append((f"{option}{star}", r.bars, msix, note))
+    indexes = sorted({b.index for _, bars, _, _ in layouts for b in bars if not b.is_io})
+    blocks = []
+    for k in indexes:
+        rows = []
+        size = 0
+        for label, bars, msix, note in layouts:
+            b = next((x for x in bars if x.index == k and x.pages_total), None)
+            if b is None:
+                continue
+            size = size or b.size
+            lead = _lead(b.guest_base, a.page_size)
+            lost = f"{b.pages_lost}/{b.pages_total} lost" if not b.msix_only else "MSI-X only"
+            rows.append(
+                Row(label, page_runs(b), _marks(msix, k, lead), f"{lost} · {note}", lead=lead)
+            )
+        if rows:
+            wide = next((b.is_64bit for b in dev.bars if b.index == k), None)
+            blocks.append(
+                BarBlock(
+                    dev.address,
+                    k,
+                    size,
+                    a.page_size,
+                    _bar_title(dev.address, k, size, a.page_size, wide),
+                    tuple(rows),
+                )
+            )
+    io = [b.index for b in dev.bars if b.is_io]
+    lines = [a.recommendation]
+    if io:
+        bars = ", ".join(map(str, io))
+        lines.append(f"I/O BAR{'s' if len(io) > 1 else ''} {bars}: port I/O, always trapped")
+    if not every_option and len(a.ranking) > 1:
+        others = ", ".join(a.ranking[1:])
+        lines.append(f"other valid options (the HTML form draws them all): {others}")
+    name = f"{dev.address} {dev.description}" if dev.description else dev.address
+    title = f"{name} — host pages {size_text(a.page_size)}"
+    return Panel(title, tuple(lines), tuple(blocks))
+
+
+def from_advice(
+    advice: Sequence[DeviceAdvice],
+    views: Sequence[FlatView] = (),
+    *,
+    title: str,
+    every_option: bool = False,
+) -> Picture:
+    """The advisor's picture: per device and page size, each BAR as the dump shows it,
+    under ``off`` and under the recommended option (``every_option``: every valid one)."""
+    panels = tuple(_advice_panel(a, every_option) for a in advice)
+    return Picture(title, panels, memory_maps(views))
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def _diff_row(label: str, fig: BarFigures | None, side: Side, d: BarDiff) -> Row | None:
+    """One side of a BAR in a diff; the after side carries the changed pages."""
+    if fig is None or not fig.pages_total:
+        return None
+    lead = _lead(fig.guest_base, fig.page_size)
+    marks = tuple(
+        Mark(what, lead + off, lead + off + size)
+        for what, (bar, off, size) in _msix_seen(side, d.device)
+        if bar == d.index
+    )
+    note = f"{fig.pages_direct}/{fig.pages_total} direct"
+    if label == "before":
+        return Row(label, page_runs(fig), marks, note, lead=lead)
+    lost = _offset_runs(d.lost, fig.page_size, "direct before, not after")
+    gained = _offset_runs(d.gained, fig.page_size, "direct after, not before")
+    return Row(label, page_runs(fig), marks, note, lost, gained, lead)
+
+
+def _msix_seen(side: Side, device: str) -> list[tuple[str, tuple[int, int, int]]]:
+    """Where the side's flat view shows the device's msix-table and msix-pba."""
+    for f in side.facts:
+        if f.device.address == device and f.observed is not None:
+            seen = (("msix-table", f.observed.table), ("msix-pba", f.observed.pba))
+            return [(what, where) for what, where in seen if where is not None]
+    return []
+
+
+def from_diff(report: DiffReport, before: Side, after: Side, *, title: str) -> Picture:
+    """The picture of ``diff``: each BAR before and after, the pages that changed marked;
+    the address spaces whose flat view changed, with the changed ranges marked."""
+    from ..diff import verdict
+
+    panels = []
+    for dd in report.devices:
+        for page in report.page_sizes:
+            blocks = []
+            lines = []
+            for d in dd.bars:
+                if d.page_size != page or d.index is None:
+                    continue
+                rows = [
+                    r
+                    for r in (
+                        _diff_row("before", d.before, before, d),
+                        _diff_row("after", d.after, after, d),
+                    )
+                    if r is not None
+                ]
+                lines.append(f"BAR{d.index}: {verdict(d)}{' — REGRESSION' if d.regressed else ''}")
+                if rows:
+                    fig = d.after or d.before
+                    size = fig.host_size or fig.guest_size
+                    blocks.append(
+                        BarBlock(
+                            dd.bdf,
+                            d.index,
+                            size,
+                            page,
+                            _bar_title(dd.bdf, d.index, size, page, None),
+                            tuple(rows),
+                        )
+                    )
+            gone = (
+                " (gone from AFTER)"
+                if not dd.in_after
+                else " (new in AFTER)"
+                if not dd.in_before
+                else ""
+            )
+            panels.append(
+                Panel(f"{dd.bdf}{gone} — host pages {size_text(page)}", tuple(lines), tuple(blocks))
+            )
+    maps = []
+    changed = {tuple(v.address_spaces): v for v in report.views}
+    for side, label in ((before, "before"), (after, "after")):
+        for v in side.views:
+            if not v.ranges:
+                continue
+            names = v.names or (f"(root {v.root})",)
+            vd = next((c for k, c in changed.items() if set(names) & set(k)), None)
+            if vd is None:
+                continue
+            marks = [(c.start, c.end, c.what) for c in vd.changes]
+            maps.append(_map_view(v, f"{label}: {', '.join(names)}", marks))
+    return Picture(title, tuple(panels), tuple(maps), report.notes)
+
+
+# ------------------------------------------------------------------ memory maps
+
+
+def _owner(r) -> str:
+    if r.owner is not None:
+        return r.owner.text.strip()
+    if r.region is not None and r.region.owner is not None:
+        return r.region.owner.text.strip()
+    return "(not printed: use info mtree -f -o)"
+
+
+def _map_view(v: FlatView, title: str, changes: Sequence[tuple[int, int, str]] = ()) -> MapView:
+    out = []
+    for r in v.ranges:
+        what = next((w for s, e, w in changes if s < r.end and e > r.start), "")
+        out.append(MapRange(r.start, r.end, r.type, r.name, _owner(r), r.priority, what))
+    return MapView(title, tuple(out))
+
+
+def memory_maps(views: Sequence[FlatView]) -> tuple[MapView, ...]:
+    """Each FlatView's ranges (views shared by several address spaces drawn once)."""
+    out = []
+    for v in views:
+        if not v.ranges:
+            continue
+        names = ", ".join(v.names) or f"(root {v.root})"
+        number = f"FlatView #{v.number}: " if v.number is not None else ""
+        out.append(_map_view(v, f"{number}{names}"))
+    return tuple(out)
