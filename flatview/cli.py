@@ -203,6 +203,13 @@ def _add_diff_parsers(sub) -> None:
         "sample at 64K pages), or BEFORE AFTER for the picture of diff",
     )
     p.add_argument("-o", "--output", required=True, metavar="FILE.svg|FILE.html")
+    p.add_argument(
+        "--lspci",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="lspci -vvv output (where the MSI-X table and PBA really are), repeatable",
+    )
     _add_page_device_options(p)
 
 
@@ -412,7 +419,10 @@ def cmd_map(args: argparse.Namespace) -> tuple[str, int]:
     else:
         text, name = api.bundled_sample()
     sizes = api.parse_page_sizes(args.page_size or ["4K" if args.inputs else "64K"])
-    m = api.machine_of(text, name)
+    from .lspci import parse_lspci
+
+    extra = [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
+    m = api.machine_of(text, name, extra)
     advice = []
     if m.facts or args.device:
         advice, _ = api.advise(text, name, sizes, devices=args.device, parsed=m)

@@ -303,3 +303,26 @@ def test_the_browser_shows_the_lost_and_the_direct_page(fmt, tmp_path):
         x = box.x + box.w * (page - first + 0.5) / count
         got = colour_at(png, x, box.y + box.h / 2)
         assert close(got, rgb(STATES[states[page]][0])), (page, states[page], got)
+
+
+def test_the_pba_mark_comes_from_lspci_and_is_flagged_as_a_guess_without_it(tmp_path, capsys):
+    """vfio-pci disables QEMU's msix-pba, so the dump alone does not show the PBA."""
+    lspci = BASE.parent / "l1-lspci-vvv.txt"
+    pba = re.search(r"PBA: BAR=0 offset=([0-9a-f]+)", lspci.read_text())
+    assert pba is not None
+    marks = {}
+    for name, extra in (("guess", []), ("lspci", ["--lspci", str(lspci)])):
+        out = tmp_path / f"{name}.svg"
+        args = ["map", str(BASE), "-o", str(out), "--device", NVME, *extra]
+        assert cli.main(args) == 0, capsys.readouterr().err
+        root = ET.fromstring(out.read_bytes())
+        marks[name] = [
+            t.text or ""
+            for r in root.iter(f"{SVG}rect")
+            if r.get("class") == "mark"
+            for t in r.iter(f"{SVG}title")
+            if (t.text or "").startswith("msix-pba")
+        ]
+    assert marks["lspci"] and all(f"+{int(pba[1], 16):#x}-" in m for m in marks["lspci"])
+    assert not any("guessed" in m for m in marks["lspci"])
+    assert marks["guess"] and all("guessed" in m for m in marks["guess"])

@@ -171,7 +171,11 @@ class _Builder:
             self.out.texts.append(Text(x + 18, y + 10, words, 12))
         self.y += (len(legend) + 1) // 2 * 18 + 4
         self.text(
-            12, "▼ marks where the MSI-X table and PBA sit; hover for details", 11, cls="muted"
+            12,
+            "▼ marks where the MSI-X table and PBA sit (PBA?: place guessed, the input does not "
+            "show it); hover for details",
+            11,
+            cls="muted",
         )
         self.y += 6
 
@@ -187,23 +191,26 @@ class _Builder:
         ps = block.page_size
         top_byte = row.pages * ps
         marks = [m for m in row.marks if m.start < top_byte]  # relocation space: no pages
-        self.y += 14 if marks else 4  # room for the marks above the row
+        self.y += 20 if marks else 4  # room for the marks above the row
         top = self.y
         label_end = -1e9
         for m in marks:
             x0, x1 = scale.x(m.start / ps), scale.x(min(m.end, top_byte) / ps)
             size = m.end - m.start
             tip = f"{m.what} +{m.start - row.lead:#x}-+{m.end - row.lead - 1:#x} ({size} bytes)"
+            if m.guessed:
+                tip += (
+                    "\nplace guessed (the dump does not show it): give lspci -vvv for the real one"
+                )
+            word = MARK_TEXT[m.what] + ("?" if m.guessed else "")
             self.out.boxes.append(
                 Box(x0, top - 5, max(x1 - x0, 2), 4, MARK_COLOUR[m.what], "mark", tip)
             )
             if x0 - label_end < 8:  # too close to the last label: extend it
                 last = self.out.texts.pop()
-                self.out.texts.append(
-                    Text(last.x, last.y, f"{last.text}, {MARK_TEXT[m.what]}", 10, "muted")
-                )
+                self.out.texts.append(Text(last.x, last.y, f"{last.text}, {word}", 10, "muted"))
             else:
-                self.out.texts.append(Text(x0, top - 7, "▼ " + MARK_TEXT[m.what], 10, "muted"))
+                self.out.texts.append(Text(x0, top - 7, "▼ " + word, 10, "muted"))
             label_end = self.out.texts[-1].x + 6 * len(self.out.texts[-1].text)
         runs = []
         group = f"{block.device} BAR{block.index} {size_text(ps)} {row.label}"
@@ -245,6 +252,13 @@ class _Builder:
             anchor = "end" if at_end else "start" if i == 0 else "middle"
             self.out.texts.append(Text(x, y + 15, f"+{off:#x}", 10, "muted", anchor))
             last = x
+        end = lead + block.size
+        if end < scale.edges[-1] * ps:  # a BAR smaller than a page: where it ends
+            x = scale.x(end / ps)
+            self.out.lines.append(Line(x, y - 6, x, y + 4))
+            self.out.texts.append(
+                Text(x, y + 15, f"BAR end +{block.size:#x}", 10, "muted", "middle")
+            )
         if not scale.linear:
             self.y += 28
             self.text(

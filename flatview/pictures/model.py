@@ -10,7 +10,7 @@ object per page, so a 64 GiB BAR at 4K pages (16M pages) is a handful of runs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from ..advisor import DeviceAdvice
@@ -78,6 +78,7 @@ class Mark:
     what: str  # "msix-table" or "msix-pba"
     start: int
     end: int  # exclusive
+    guessed: bool = False  # the input does not show it (a dump without lspci: the PBA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +221,9 @@ def _offset_runs(offsets: Iterable[int], page: int, why: str) -> tuple[PageRun, 
     return tuple(out)
 
 
-def _marks(msix: MsixCapability | None, index: int, lead: int) -> tuple[Mark, ...]:
+def _marks(
+    msix: MsixCapability | None, index: int, lead: int, pba_guessed: bool = False
+) -> tuple[Mark, ...]:
     if msix is None:
         return ()
     out = []
@@ -229,7 +232,7 @@ def _marks(msix: MsixCapability | None, index: int, lead: int) -> tuple[Mark, ..
         out.append(Mark("msix-table", start, start + msix.table_size))
     if msix.pba_bar == index:
         start = lead + msix.pba_offset
-        out.append(Mark("msix-pba", start, start + msix.pba_size))
+        out.append(Mark("msix-pba", start, start + msix.pba_size, pba_guessed))
     return tuple(out)
 
 
@@ -245,13 +248,23 @@ def _bar_title(device: str, index: int, size: int, page: int, wide: bool | None)
     return f"{device} · BAR{index} · {size_text(size)}{width} · host pages {size_text(page)}"
 
 
+def _seen_msix(a: DeviceAdvice) -> MsixCapability | None:
+    """The MSI-X layout of the dump; where the dump does not show the PBA (vfio-pci
+    disables QEMU's msix-pba), the device's own (lspci, info pci), when not relocated."""
+    f = a.facts
+    msix, dev = f.observed_msix, f.device.msix
+    if msix is None or dev is None or f.relocated_to is not None:
+        return msix or dev
+    if f.observed is not None and f.observed.pba is None:
+        return replace(msix, pba_bar=dev.pba_bar, pba_offset=dev.pba_offset, source=dev.source)
+    return msix
+
+
 def _advice_panel(a: DeviceAdvice, every_option: bool) -> Panel:
     dev = a.facts.device
     layouts: list[tuple[str, Sequence, MsixCapability | None, str]] = []
     if a.observed:
-        layouts.append(
-            ("dump", a.observed, a.facts.observed_msix or dev.msix, "what the dump shows")
-        )
+        layouts.append(("dump", a.observed, _seen_msix(a), "what the dump shows"))
     by_option = {r.option: r for r in a.relocations}
     layouts.append(("off", a.simulated, dev.msix, "simulated x-msix-relocation=off"))
     chosen = a.ranking if every_option else a.ranking[:1]
@@ -262,6 +275,9 @@ def _advice_panel(a: DeviceAdvice, every_option: bool) -> Panel:
         where = f"table → BAR{msix.table_bar}+{msix.table_offset:#x}" if msix else ""
         note = f"{where}; +{size_text(r.added_mmio)} MMIO; recovers {r.pages_recovered}"
         layouts.append((f"{option}{star}", r.bars, msix, note))
+    # vfio-pci disables QEMU's msix-pba, so a dump alone does not say where the PBA is
+    seen = a.facts.observed
+    guess = (dev.msix is not None and dev.msix.source == "dump") and (seen is None or not seen.pba)
     indexes = sorted({b.index for _, bars, _, _ in layouts for b in bars if not b.is_io})
     blocks = []
     for k in indexes:
@@ -275,7 +291,9 @@ def _advice_panel(a: DeviceAdvice, every_option: bool) -> Panel:
             lead = _lead(b.guest_base, a.page_size)
             lost = f"{b.pages_lost}/{b.pages_total} lost" if not b.msix_only else "MSI-X only"
             rows.append(
-                Row(label, page_runs(b), _marks(msix, k, lead), f"{lost} · {note}", lead=lead)
+                Row(
+                    label, page_runs(b), _marks(msix, k, lead, guess), f"{lost} · {note}", lead=lead
+                )
             )
         if rows:
             wide = next((b.is_64bit for b in dev.bars if b.index == k), None)
