@@ -326,3 +326,19 @@ def test_the_pba_mark_comes_from_lspci_and_is_flagged_as_a_guess_without_it(tmp_
     assert marks["lspci"] and all(f"+{int(pba[1], 16):#x}-" in m for m in marks["lspci"])
     assert not any("guessed" in m for m in marks["lspci"])
     assert marks["guess"] and all("guessed" in m for m in marks["guess"])
+
+
+def test_the_readme_picture_is_what_map_draws_today(tmp_path, monkeypatch, capsys):
+    """README shows docs/pictures/q35-base-nvme.svg and the command that made it."""
+    readme = (REPO / "README.md").read_text()
+    made = re.search(r"Made with `(flatview map [^`]*)`", readme)
+    assert made is not None
+    args = made[1].split()[1:]
+    out = args.index("-o") + 1
+    checked_in = REPO / args[out]
+    args[out] = str(tmp_path / "now.svg")
+    monkeypatch.chdir(REPO)
+    assert cli.main(args) == 0, capsys.readouterr().err
+    assert (tmp_path / "now.svg").read_text() == checked_in.read_text(), (
+        "regenerate the README picture with the command in README.md"
+    )

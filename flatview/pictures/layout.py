@@ -255,10 +255,9 @@ class _Builder:
         end = lead + block.size
         if end < scale.edges[-1] * ps:  # a BAR smaller than a page: where it ends
             x = scale.x(end / ps)
-            self.out.lines.append(Line(x, y - 6, x, y + 4))
-            self.out.texts.append(
-                Text(x, y + 15, f"BAR end +{block.size:#x}", 10, "muted", "middle")
-            )
+            self.out.lines.append(Line(x, y - 6, x, y + 18))
+            self.out.texts.append(Text(x + 3, y + 27, f"BAR end +{block.size:#x}", 10, "muted"))
+            self.y += 12
         if not scale.linear:
             self.y += 28
             self.text(

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from .. import pages
 from ..advisor import DeviceAdvice
 from ..diff import BarDiff, BarFigures, DiffReport, Side
 from ..model import FlatView
-from ..pages import LostPage
 from ..pci import MsixCapability
 
 __all__ = [
@@ -25,10 +25,10 @@ __all__ = [
     "MapRange",
     "MapView",
     "Mark",
-    "PageRun",
     "Panel",
     "Picture",
     "Row",
+    "Run",
     "from_advice",
     "from_diff",
     "memory_maps",
@@ -58,7 +58,7 @@ KINDS: dict[str, str] = {
 
 
 @dataclass(frozen=True, slots=True)
-class PageRun:
+class Run:
     """``count`` host pages from page ``start`` of the BAR's page grid, all in ``state``."""
 
     start: int
@@ -86,11 +86,11 @@ class Row:
     """One BAR under one layout (the dump, ``off``, a relocation option, before/after)."""
 
     label: str
-    runs: tuple[PageRun, ...]
+    runs: tuple[Run, ...]
     marks: tuple[Mark, ...] = ()
     note: str = ""
-    lost_since: tuple[PageRun, ...] = ()  # diff: pages direct before, not now
-    gained: tuple[PageRun, ...] = ()  # diff: pages direct now, not before
+    lost_since: tuple[Run, ...] = ()  # diff: pages direct before, not now
+    gained: tuple[Run, ...] = ()  # diff: pages direct now, not before
     lead: int = 0  # bytes from the page grid's start to the BAR's first byte
 
     @property
@@ -157,68 +157,53 @@ class _Pages(Protocol):
     """What BarPages (advisor) and BarFigures (diff) both carry."""
 
     @property
-    def pages_total(self) -> int: ...
-    @property
-    def lost(self) -> tuple[LostPage, ...]: ...
-    @property
-    def page_size(self) -> int: ...
+    def runs(self) -> tuple[pages.PageRun, ...]: ...
 
 
 _MSIX = ("msix-table", "msix-pba")
 
 
-def page_state(lost: LostPage) -> str:
-    """What a lost page is: the MSI-X table or PBA alone, device registers sharing a page
-    with them (the whole page traps), other trapped registers, or a direct range that
-    does not cover the whole page."""
-    whats = {p.what for p in lost.parts}
+def page_state(run: pages.PageRun) -> str:
+    """What a run of host pages is, for the eye: direct-mapped; the MSI-X table or PBA
+    alone; device registers sharing a page with them (the whole page traps); other
+    trapped registers; or a direct range that does not cover the whole page."""
+    if not run.lost:
+        return "direct"
+    whats = {p.what for p in run.parts}
     if whats & set(_MSIX):
         if whats - set(_MSIX):  # device registers share the page: they trap with it
             return "shared"
         return "msix-table" if "msix-table" in whats else "msix-pba"
-    if lost.reason == "unaligned":
+    if run.state == "unaligned":
         return "unaligned"
     return "trapped"
 
 
-def _why(lost: LostPage) -> str:
-    parts = [p for p in lost.parts if p.what != "direct"] or list(lost.parts)
+def _why(run: pages.PageRun) -> str:
+    if not run.lost:
+        return ""
+    parts = [p for p in run.parts if p.what != "direct"] or list(run.parts)
     held = ", ".join(f"{p.name} +{p.start:#x}-{p.end - 1:#x}" for p in parts[:3])
-    return f"{lost.reason}: {held}" if held else lost.reason
+    return f"{run.state}: {held}" if held else run.state
 
 
-def page_runs(bar: _Pages) -> tuple[PageRun, ...]:
-    """The adapter from a BAR's pages (total and lost pages) to runs of like pages.
-
-    Lost pages come one per page today; like neighbours merge, and the gaps between
-    them are direct-mapped runs, so the output is as long as the number of changes."""
-    runs: list[PageRun] = []
-    pos = 0
-    ps = bar.page_size
-    for lp in sorted(bar.lost, key=lambda p: p.offset):
-        i = lp.offset // ps
-        if i > pos:
-            runs.append(PageRun(pos, i - pos, "direct"))
-        state = page_state(lp)
-        last = runs[-1] if runs else None
+def page_runs(bar: _Pages) -> tuple[Run, ...]:
+    """A BAR's page runs (flatview.pages) as drawn: like neighbours merged (two runs
+    holding different ranges may look the same), page numbers instead of offsets."""
+    out: list[Run] = []
+    for r in bar.runs:
+        state = page_state(r)
+        i = r.start // r.page_size
+        last = out[-1] if out else None
         if last is not None and last.end == i and last.state == state:
-            runs[-1] = PageRun(last.start, last.count + 1, state, last.why)
+            out[-1] = Run(last.start, last.count + r.count, state, last.why)
         else:
-            runs.append(PageRun(i, 1, state, _why(lp)))
-        pos = i + 1
-    if bar.pages_total > pos:
-        runs.append(PageRun(pos, bar.pages_total - pos, "direct"))
-    return tuple(runs)
-
-
-def _offset_runs(offsets: Iterable[int], page: int, why: str) -> tuple[PageRun, ...]:
-    out: list[PageRun] = []
-    for i in sorted(o // page for o in offsets):
-        if out and out[-1].end == i:
-            out[-1] = PageRun(out[-1].start, out[-1].count + 1, why, why)
-        else:
-            out.append(PageRun(i, 1, why, why))
+            out.append(Run(i, r.count, state, _why(r)))
     return tuple(out)
+
+
+def _changed(runs: Iterable[pages.PageRun], why: str) -> tuple[Run, ...]:
+    return tuple(Run(r.start // r.page_size, r.count, why, why) for r in runs)
 
 
 def _marks(
@@ -349,8 +334,8 @@ def _diff_row(label: str, fig: BarFigures | None, side: Side, d: BarDiff) -> Row
     note = f"{fig.pages_direct}/{fig.pages_total} direct"
     if label == "before":
         return Row(label, page_runs(fig), marks, note, lead=lead)
-    lost = _offset_runs(d.lost, fig.page_size, "direct before, not after")
-    gained = _offset_runs(d.gained, fig.page_size, "direct after, not before")
+    lost = _changed(d.lost, "direct before, not after")
+    gained = _changed(d.gained, "direct after, not before")
     return Row(label, page_runs(fig), marks, note, lost, gained, lead)
 
 
