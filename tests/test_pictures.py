@@ -197,8 +197,11 @@ def test_map_on_the_bundled_sample_html_is_self_contained(tmp_path):
     proc = run("map", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     page = out.read_text()
-    # The SAS3008 at 64K: BAR1 (64K) holds the MSI-X table, the RFC's bar5 frees it.
-    assert "0001:03:00.0 BAR1 64K dump" in page and "bar5 ★" in page
+    # The SAS3008 at 64K: BAR1 (64K) holds the MSI-X table; the advisor's choice is starred.
+    advice, _ = api.advise(*api.bundled_sample(), [64 << 10])
+    best = advice[0].recommended
+    assert best is not None and best.option not in (None, "off")
+    assert "0001:03:00.0 BAR1 64K dump" in page and f'BAR1 64K {best.option} ★"' in page
     assert not re.search(r"<(?:link|img|iframe)\b|\bsrc=|url\(|https?://(?!www\.w3\.org)", page)
 
 
@@ -288,7 +291,7 @@ def test_the_browser_shows_the_lost_and_the_direct_page(fmt, tmp_path):
     # The same picture the command drew, laid out the same way: where is each page?
     text = BASE.read_text()
     advice, _ = api.advise(text, str(BASE), [PAGE], devices=[NVME])
-    m = api.machine_of(text, str(BASE))
+    m = api.machine(*api.inputs(text, str(BASE)))
     pic = from_advice(advice, m.views, title=f"flatview map: {BASE}", every_option=fmt == "html")
     lay = layout(pic, maps="system" if fmt == "svg" else "none")
     png = screenshot(out, lay.width, int(lay.height) + 10, tmp_path)

@@ -252,10 +252,13 @@ def _advice_panel(a: DeviceAdvice, every_option: bool) -> Panel:
         layouts.append(("dump", a.observed, _seen_msix(a), "what the dump shows"))
     by_option = {r.option: r for r in a.relocations}
     layouts.append(("off", a.simulated, dev.msix, "simulated x-msix-relocation=off"))
-    chosen = a.ranking if every_option else a.ranking[:1]
-    for rank, option in enumerate(chosen):
+    best = a.recommended.option if a.recommended is not None else None
+    chosen = [best] if best in by_option and best != "off" else []
+    if every_option:
+        chosen += [o for o in a.ranking if o != best]
+    for option in chosen:
         r = by_option[option]
-        star = " ★" if rank == 0 else ""
+        star = " ★" if option == best else ""
         msix = r.relocation.msix
         where = f"table → BAR{msix.table_bar}+{msix.table_offset:#x}" if msix else ""
         note = f"{where}; +{size_text(r.added_mmio)} MMIO; recovers {r.pages_recovered}"
@@ -293,12 +296,12 @@ def _advice_panel(a: DeviceAdvice, every_option: bool) -> Panel:
                 )
             )
     io = [b.index for b in dev.bars if b.is_io]
-    lines = [a.recommendation]
+    lines = [f"{a.headline}: {a.action}" if a.headline and a.action else a.recommendation]
     if io:
         bars = ", ".join(map(str, io))
         lines.append(f"I/O BAR{'s' if len(io) > 1 else ''} {bars}: port I/O, always trapped")
-    if not every_option and len(a.ranking) > 1:
-        others = ", ".join(a.ranking[1:])
+    if not every_option and set(a.ranking) - {best}:
+        others = ", ".join(o for o in a.ranking if o != best)
         lines.append(f"other valid options (the HTML form draws them all): {others}")
     name = f"{dev.address} {dev.description}" if dev.description else dev.address
     title = f"{name} — host pages {size_text(a.page_size)}"
