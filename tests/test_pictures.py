@@ -345,3 +345,46 @@ def test_the_readme_picture_is_what_map_draws_today(tmp_path, monkeypatch, capsy
     assert (tmp_path / "now.svg").read_text() == checked_in.read_text(), (
         "regenerate the README picture with the command in README.md"
     )
+
+
+@needs_chromium
+def test_the_html_zoom_draws_every_range_of_its_first_window(tmp_path):
+    """The inline script draws each map's linear zoom, at first over [0, min(end, 4G)):
+    chromium runs it (--dump-dom prints the page after the script); the ranges come
+    from the dump's own lines, view by view (views without ranges have no map)."""
+    out = tmp_path / "base.html"
+    proc = run("map", str(BASE), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    views: list[list[tuple[int, int]]] = []
+    for line in BASE.read_text().splitlines():
+        if line.startswith("FlatView #"):
+            views.append([])
+        m = LINE.match(line)
+        if m:
+            views[-1].append((int(m[1], 16), int(m[2], 16) + 1))
+    want = []
+    for v in views:
+        if v:
+            hi = min(max(e for _, e in v), 1 << 32)
+            want.append(sum(1 for s, _ in v if s < hi))
+    dom = subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            out.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    zooms = re.findall(r'<svg class="zoom".*?</svg>', dom, re.S)
+    assert [z.count("<rect") for z in zooms] == want
