@@ -480,13 +480,15 @@ def _diff_picture(args: argparse.Namespace, title: str, fmt: str) -> str:
 
 
 def cmd_map(args: argparse.Namespace) -> tuple[str, int]:
-    from .pictures import advice_picture
+    from . import api
+    from .lspci import parse_lspci
+    from .pictures import map_picture
 
     fmt = {"svg": "svg", "html": "html", "htm": "html"}.get(args.output.rpartition(".")[2].lower())
     if fmt is None:
         raise UsageError(f"-o: {args.output!r} must end in .svg or .html")
-    if len(args.inputs) > 2:
-        raise UsageError("map takes one input, or two (BEFORE AFTER)")
+    if len(args.inputs) > 2 or (len(args.inputs) == 2 and args.lspci):
+        raise UsageError("map takes one input (with --lspci), or two: BEFORE AFTER")
     if len(args.inputs) == 2:
         args.first, args.second = args.inputs
         args.first_dumps = args.second_dumps = []
@@ -498,17 +500,8 @@ def cmd_map(args: argparse.Namespace) -> tuple[str, int]:
     else:
         text, name = api.bundled_sample()
     sizes = api.parse_page_sizes(args.page_size or ["4K" if args.inputs else "64K"])
-    from .lspci import parse_lspci
-
     extra = [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
-    dumps, pci = api.inputs(text, name, extra)
-    m = api.machine(dumps, pci)
-    advice = []
-    if m.facts or args.device:
-        advice, _ = api.advise_on(dumps, pci, sizes, devices=args.device, name=name, compare=False)
-    elif not m.views:
-        raise UsageError(f"{name}: nothing to draw (no flat view, no device with MSI-X)")
-    _write_file(args.output, advice_picture(advice, m.views, f"flatview map: {name}", fmt))
+    _write_file(args.output, map_picture(text, name, sizes, args.device, extra, fmt))
     return "", EXIT_OK
 
 

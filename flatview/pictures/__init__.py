@@ -11,13 +11,15 @@ from collections.abc import Sequence
 
 from ..advisor import DeviceAdvice
 from ..diff import DiffReport, Side
+from ..errors import UsageError
 from ..model import FlatView
+from ..pci import PciDevice
 from .html import to_html
 from .layout import layout
 from .model import Picture, from_advice, from_diff
 from .svg import to_svg
 
-__all__ = ["FORMATS", "advice_picture", "diff_picture", "render"]
+__all__ = ["FORMATS", "advice_picture", "diff_picture", "map_picture", "render"]
 
 FORMATS = ("svg", "html")
 
@@ -43,3 +45,25 @@ def advice_picture(
 def diff_picture(report: DiffReport, before: Side, after: Side, title: str, fmt: str) -> str:
     pic = from_diff(report, before, after, title=title)
     return render(pic, pic, fmt)
+
+
+def map_picture(
+    text: str,
+    name: str,
+    page_sizes: Sequence[int],
+    devices: Sequence[str] = (),
+    extra_pci: Sequence[PciDevice] = (),
+    fmt: str = "svg",
+) -> str:
+    """``flatview map INPUT``: the input read once; an input with no assigned or MSI-X
+    device gets its address maps alone."""
+    from .. import api
+
+    dumps, pci = api.inputs(text, name, extra_pci)
+    m = api.machine(dumps, pci)
+    advice: Sequence[DeviceAdvice] = []
+    if m.facts or devices:
+        advice, _ = api.advise_on(dumps, pci, page_sizes, devices=devices, name=name, compare=False)
+    elif not m.views:
+        raise UsageError(f"{name}: nothing to draw (no flat view, no device with MSI-X)")
+    return advice_picture(advice, m.views, f"flatview map: {name}", fmt)
