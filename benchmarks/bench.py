@@ -41,6 +41,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from make_pre70 import make_pre70  # noqa: E402
+from pictures import figures as picture_figures  # noqa: E402
+from pictures import report as picture_report  # noqa: E402
 
 REAL_TREE = ROOT / "samples/qemu/x86_64-q35-70dev/info-mtree.txt"
 REAL_FLAT = ROOT / "samples/qemu/x86_64-q35-70dev/info-mtree-f.txt"
@@ -332,6 +334,7 @@ def main() -> int:
                 )
             )
 
+    data["pictures"] = picture_figures(args.runs)  # benchmarks/pictures.py
     data["seconds"] = time.perf_counter() - t0
     data["load"] = [load0, os.getloadavg()[0]]
     keys = ("figure", "value", "floor", "goal", "met")
@@ -351,6 +354,7 @@ def main() -> int:
     for r in rows:
         cells = "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True))
         print(f"{cells}  {'ok' if r[4] else 'MISSED'}")
+    print("\n" + picture_report(data["pictures"]))
     print(f"\nthe whole benchmark took {data['seconds']:.0f} s")
     return 0
 
