@@ -380,7 +380,7 @@ def test_seed003_pages_per_bar_and_gate_both_ways(seed003):
 
 
 def test_seed003_text_says_the_gate_passes_both_ways(seed003):
-    out = diff_text(diff(*seed003, [P64K]))
+    out = diff_text(diff(*seed003, [P64K]), None)  # --wide: one line per row
     assert f"== {SAS} (in both)" in out
     assert "stays trapped (no mmap in either dump)" in out
     assert "new BAR, no host pages (relocation space); holds msix-table" in out
@@ -494,6 +494,7 @@ def test_cli_diff_seed003_text():
         "169",
         "--page-size",
         "64K",
+        "--wide",
     )
     assert p.returncode == 0, p.stderr
     assert p.stderr == ""
@@ -526,7 +527,7 @@ def test_cli_diff_pasted_mail_text(tmp_path):
     after = tmp_path / "a.txt"
     before.write_text("".join(f"> {ln}\n" for ln in dedent(FLAT_BEFORE).splitlines()))
     after.write_text(dedent(FLAT_AFTER))
-    p = run("diff", str(before), str(after))
+    p = run("diff", str(before), str(after), "--wide")
     assert p.returncode == 0, p.stderr
     assert "ramd -> i/o" in p.stdout
 

@@ -461,7 +461,7 @@ def test_allow_list_is_honoured_and_reported():
     (allowed,) = r.allowed
     assert allowed.page_size == P64K and allowed.allowed_by is rules[0]
     assert r.unused_rules == (rules[1],)
-    text = gate_text(r)
+    text = gate_text(r, None)  # --wide: one line per row
     assert "ALLOWED    0001:03:00.0 BAR1 64K" in text
     assert "allowed by allow.txt:1: table page lost on purpose" in text
     assert "allow-list rule allow.txt:2 matched no regression" in text
@@ -517,7 +517,7 @@ def test_cli_gate_pass_exit_0(files):
 
 
 def test_cli_gate_regression_exit_1_one_line(files):
-    p = run("gate", str(files["bar5-tree"]), str(files["off-flat"]), "--page-size", "64K")
+    p = run("gate", str(files["bar5-tree"]), str(files["off-flat"]), "--page-size", "64K", "--wide")
     assert p.returncode == 1
     assert p.stderr == ""
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("REGRESSION ")]
@@ -532,8 +532,9 @@ def test_cli_gate_seed003_real_dumps_both_ways():
     s = str(SEED003)
     for first, second in (("81", "169"), ("169", "81")):
         p = run(
-            "gate", s, s, "--baseline-dump", first, "--candidate-dump", second, "--page-size", "64K"
-        )
+            "gate", s, s, "--baseline-dump", first, "--candidate-dump", second,
+            "--page-size", "64K", "--wide",
+        )  # fmt: skip
         assert p.returncode == 0, p.stderr
         assert "stays trapped (no mmap in either dump)" in p.stdout
 
