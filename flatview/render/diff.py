@@ -9,6 +9,7 @@ from typing import Any
 from ..diff import BarDiff, BarFigures, DiffReport, RangeChange, RegionChange, ViewDiff, verdict
 from ..gate import AllowRule, GateReport, Regression, why_text
 from .layout import WIDTH, table, wrap, wrap_lines
+from .pages import run_data
 from .units import human_size, page_label
 
 __all__ = ["diff_data", "diff_text", "gate_data", "gate_line", "gate_text", "page_label"]
@@ -227,7 +228,7 @@ def _figures_data(f: BarFigures | None) -> dict[str, Any] | None:
         "pages_direct": f.pages_direct,
         "msix_only": f.msix_only,
         "holds": list(f.holds),
-        "lost_pages": [{"offset": p.offset, "reason": p.reason} for p in f.lost],
+        "lost_pages": [run_data(r) for r in f.lost],
     }
 
 
@@ -240,8 +241,8 @@ def _bar_data(d: BarDiff) -> dict[str, Any]:
         "pages_after": d.pages_after,
         "regressed": d.regressed,
         "verdict": verdict(d),
-        "lost_pages": list(d.lost),
-        "gained_pages": list(d.gained),
+        "lost_pages": [run_data(r) for r in d.lost],
+        "gained_pages": [run_data(r) for r in d.gained],
         "traps": [
             {"name": t.name, "start": t.start, "end": t.end - 1, "what": t.what, "guest": t.guest}
             for t in d.traps
@@ -383,7 +384,7 @@ def _regression_data(r: Regression) -> dict[str, Any]:
         "pages_before": r.pages_before,
         "pages_after": r.pages_after,
         "why": r.why,
-        "lost_pages": list(r.pages),
+        "lost_pages": [run_data(p) for p in r.pages],
         "allowed_by": None
         if rule is None
         else {"file": rule.file, "line": rule.line, "reason": rule.reason},
