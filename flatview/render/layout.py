@@ -1,8 +1,8 @@
 """Text a person reads fits a 100-column terminal; ``--wide`` keeps one line per row.
 
 Every renderer of terminal text goes through :func:`table` and :func:`wrap`: a table too
-wide for ``width`` wraps its longest cells inside their column (tabulate's
-``maxcolwidths``), a long sentence wraps with a hanging indent.  ``width=None`` is
+wide for ``width`` folds its longest cells at blanks inside their column (never inside a
+word: addresses and names stay whole), a long sentence wraps with a hanging indent.  ``width=None`` is
 ``--wide``: nothing is wrapped.
 """
 
