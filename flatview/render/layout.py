@@ -2,8 +2,8 @@
 
 Every renderer of terminal text goes through :func:`table` and :func:`wrap`: a table too
 wide for ``width`` folds its longest cells at blanks inside their column (never inside a
-word: addresses and names stay whole), a long sentence wraps with a hanging indent.  ``width=None`` is
-``--wide``: nothing is wrapped.
+word: addresses and names stay whole), a long sentence wraps with a hanging indent.
+``width=None`` is ``--wide``: nothing is wrapped.
 """
 
 from __future__ import annotations
