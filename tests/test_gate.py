@@ -449,6 +449,34 @@ def test_allow_list_bad_lines_name_file_and_line(line, message):
     assert message in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("0001:03:00.0 1 64K", "allow-list rule needs DEVICE BAR PAGE_SIZE and a reason"),
+        ("0001:03:00.0 6 64K why", "allow-list: BAR '6' is not '*', 0..5 or BAR0..BAR5"),
+        ("0001:03:00.0 BAR6 * why", "allow-list: BAR 'BAR6' is not '*', 0..5 or BAR0..BAR5"),
+    ],
+)
+def test_allow_list_error_is_the_whole_line_as_the_readme_says(line, message):
+    """README: every input error is one line, `file:line: what: 'text'` (the rule as
+    written, blanks around it trimmed)."""
+    with pytest.raises(SourceError) as exc:
+        parse_allow(f"# header\n  {line}  \n", "allow.txt")
+    assert str(exc.value) == f"allow.txt:2: {message}: {line!r}"
+
+
+def test_allow_list_takes_every_bar_and_any_case():
+    """BAR0..BAR5 are a type 0 header's six BARs (hw/pci/pci.c PCI_NUM_REGIONS - 1); a
+    device written as lspci or QEMU prints it in either case matches (QEMU prints BDFs in
+    lower case)."""
+    rules = parse_allow("".join(f"0A:00.0 BAR{k} 4K bar {k}\n" for k in range(6)), "a")
+    assert [r.bar for r in rules] == [0, 1, 2, 3, 4, 5]
+    assert all(r.matches("0000:0a:00.0", r.bar, P4K) for r in rules)
+    assert not rules[0].matches("0000:0b:00.0", 0, P4K)
+    upper = parse_allow("0000:0A:00.* * * upper-case pattern\n", "a")[0]
+    assert upper.matches("0000:0a:00.3", 2, P64K)
+
+
 def test_allow_list_is_honoured_and_reported():
     b, c = load_side(sas_stack("bar5")[0], "b"), load_side(sas_stack("off")[0], "c")
     rules = parse_allow(
