@@ -261,3 +261,78 @@ def test_cli_exit_status_on_the_moved_page(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1, proc.stderr
     assert f"REGRESSION {NVME} BAR0 4K: 3 direct-mapped page(s) before, 3 after" in proc.stdout
+
+
+# ------------------------------------------------------------------ what traps, in words
+
+WHY = re.compile(
+    r"(.+?) now traps (0x[0-9a-f]+)-(0x[0-9a-f]+) \(BAR(\d)\+(0x[0-9a-f]+)-(0x[0-9a-f]+)\)"
+)
+
+
+def _bar_base(text: str, bdf: str, bar: int) -> int:
+    (base,) = {sp[0] for m, sp in _lines(text) if m["name"] == f"{bdf} BAR {bar}"}
+    return base
+
+
+def _runs(offsets: set[int], page: int) -> list[tuple[int, int]]:
+    """Sorted offsets of pages as runs [lo, hi] (inclusive end, as the text prints)."""
+    out: list[tuple[int, int]] = []
+    for off in sorted(offsets):
+        if out and out[-1][1] + 1 == off:
+            out[-1] = (out[-1][0], off + page - 1)
+        else:
+            out.append((off, off + page - 1))
+    return out
+
+
+@pytest.mark.parametrize("page", [4 * K, 8 * K], ids=["4K", "8K"])
+def test_why_names_each_trapped_range_exactly(page: int) -> None:
+    """Default -> no-mmap: each regression's text names the ranges that now trap, in guest
+    addresses and BAR offsets; together they are exactly the pages lost (runs of them)."""
+    base, cand = tree("q35-base"), tree("q35-no-mmap")
+    report = run_gate(base, cand, page)
+    exp = expected(base, cand, page)
+    assert report.regressions
+    for reg in report.regressions:
+        bar_base = _bar_base(cand, reg.device, reg.bar)
+        first = bar_base // page * page
+        found = []
+        for part in reg.why.split("; "):
+            m = WHY.fullmatch(part)
+            assert m, reg.why
+            lo, hi, k, off_lo, off_hi = (int(x, 16) for x in m.groups()[1:])
+            assert k == reg.bar and m[1] == f"{reg.device} BAR {reg.bar}"
+            assert (lo - bar_base, hi - bar_base) == (off_lo, off_hi)
+            found.append((lo - first, hi - first))
+        assert found == _runs(exp[(reg.device, reg.bar)][2], page)
+
+
+def split_mmaps(text: str, bdf: str, bar: int, holes: list[int], page: int) -> str:
+    """The BAR's one mmaps[0] line replaced by mmaps[0..n] around one-page holes (offsets),
+    as vfio-pci prints a region whose sparse mmap areas leave gaps."""
+    lines = text.split("\n")
+    name = f"{bdf} BAR {bar} mmaps[0]"
+    (i,) = [i for i, raw in enumerate(lines) if raw.endswith(f"(prio 0, ramd): {name}")]
+    m = LINE.match(lines[i])
+    start, end = int(m["s"], 16), int(m["e"], 16) + 1
+    cuts = [start, *(x for h in sorted(holes) for x in (start + h, start + h + page)), end]
+    parts = [
+        f"{m['ind']}{lo:016x}-{hi - 1:016x} (prio 0, ramd): {bdf} BAR {bar} mmaps[{n}]"
+        for n, (lo, hi) in enumerate(zip(cuts[::2], cuts[1::2], strict=True))
+    ]
+    return "\n".join([*lines[:i], *parts, *lines[i + 1 :]])
+
+
+def test_why_lists_four_ranges_and_counts_the_rest() -> None:
+    """e1000e BAR0 (128K) with six one-page holes between its mmap areas: six lost runs;
+    the text names the first four and says how many more."""
+    page, holes = 4 * K, [0x2000, 0x5000, 0x8000, 0xB000, 0xE000, 0x11000]
+    base = tree("q35-base")
+    cand = split_mmaps(base, E1000E, 0, holes, page)
+    before, after, lost = expected(base, cand, page)[(E1000E, 0)]
+    assert (before - after, sorted(lost)) == (len(holes), holes)
+    (reg,) = run_gate(base, cand, page).regressions
+    parts = reg.why.split("; ")
+    assert len(parts) == 5 and parts[-1] == f"and {len(holes) - 4} more range(s)"
+    assert [int(WHY.fullmatch(p)[5], 16) for p in parts[:4]] == holes[:4]
