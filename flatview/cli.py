@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from . import __version__, api
+from . import __version__
 from .errors import FlatviewError, UsageError
-from .model import FlatDump, MemoryRegion, MtreeDump, walk
-from .render import json as json_render
-from .render import qemu as qemu_render
-from .render import table as table_render
 from .render.layout import WIDTH, wrap, wrap_lines
-from .vfio import OPTIONS, kernel_era
+
+if TYPE_CHECKING:
+    from .model import FlatDump, MemoryRegion, MtreeDump
+
+# Each command imports what it uses when it runs (lark for dumps, tabulate for tables),
+# so `flatview --help` and usage errors pay for argparse only (render.layout imports
+# tabulate only when it lays out a table).
 
 EXIT_OK = 0
 EXIT_FINDING = 1
@@ -45,6 +48,15 @@ def _add_wide(p: argparse.ArgumentParser) -> None:
 
 def _width(args: argparse.Namespace) -> int | None:
     return None if getattr(args, "wide", False) else WIDTH
+
+
+def _relocation_option(value: str) -> str:
+    from .vfio import OPTIONS  # only when the option is given: --help stays light
+
+    if value not in OPTIONS:
+        choices = ", ".join(repr(o) for o in OPTIONS)
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {choices})")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,13 +151,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--emit-mtree",
         metavar="OPTION",
-        choices=OPTIONS,
-        help="print the simulated 'info mtree' for an x-msix-relocation option",
+        type=_relocation_option,
+        help="print the simulated 'info mtree' for an x-msix-relocation option "
+        "(off, auto, bar0 to bar5)",
     )
     p.add_argument(
         "--emit-flat",
         metavar="OPTION",
-        choices=OPTIONS,
+        type=_relocation_option,
         help="print the simulated 'info mtree -f' for an x-msix-relocation option",
     )
 
@@ -213,9 +226,29 @@ def _add_diff_parsers(sub) -> None:
         help="allow-list of known regressions: 'DEVICE BAR PAGE_SIZE reason' per line",
     )
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report to FILE")
+    p.add_argument("--html", metavar="FILE", help="also write the picture of the diff to FILE")
+    p = sub.add_parser("map", help="picture of each BAR's host pages and the memory map")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="a dump (default: the bundled "
+        "sample at 64K pages), or BEFORE AFTER for the picture of diff",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE.svg|FILE.html")
+    p.add_argument(
+        "--lspci",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="lspci -vvv output (where the MSI-X table and PBA really are), repeatable",
+    )
+    _add_page_device_options(p)
 
 
 def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
+    from . import api
+
     trees, flats = api.split_kinds(dumps)
     if not trees:
         raise UsageError("no 'info mtree' tree in the input (flatten needs a tree)")
@@ -223,12 +256,20 @@ def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
 
 
 def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+
     dumps = api.load(args.file)
     if args.json:
+        from .render import json as json_render
+
         payload = {"dumps": [json_render.to_data(d) for d in dumps]}
         return json_render.dumps_json("parse", payload), EXIT_OK
     if args.format == "qemu":
+        from .render import qemu as qemu_render
+
         return "\n".join(qemu_render.format_dump(d) for d in dumps), EXIT_OK
+    from .render import table as table_render
+
     lines = [table_render.dump_summary(dumps, _width(args))]
     for d in dumps:
         lines.extend(wrap_lines(getattr(d, "diagnostics", ()), _width(args)))
@@ -236,6 +277,9 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+    from .render import table as table_render
+
     tree, flats = _tree_and_flats(api.load(args.file))
     result = api.flatten(tree, [] if args.no_learn else flats)
     views = result.views
@@ -244,6 +288,8 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
         views = tuple(v for v in views if wanted & set(v.names) or v.root in wanted)
         if not views:
             raise UsageError(f"no address space named {', '.join(sorted(wanted))}")
+    if args.json:
+        from .render import json as json_render
     if args.region:
         from .visibility import visibility
 
@@ -256,6 +302,8 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
         payload["views"] = [json_render.flatview(v) for v in views]
         return json_render.dumps_json("flatten", payload), EXIT_OK
     if args.format == "qemu":
+        from .render import qemu as qemu_render
+
         out = "".join(
             "\n".join(qemu_render.format_flatview(v, _flat_variant(tree, flats))) + "\n\n"
             for v in views
@@ -293,6 +341,8 @@ def _flat_variant(tree: MtreeDump, flats: list[FlatDump]):
 
 
 def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
+    from .model import walk
+
     parents: dict[int, MemoryRegion] = {}
     for root in tree.roots():
         for mr, _ in walk(root):
@@ -302,9 +352,12 @@ def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
 
 
 def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
     from .infopci import parse_info_pci
     from .lspci import parse_lspci
     from .render import advice as advice_render
+    from .render import json as json_render
+    from .vfio import kernel_era
 
     if args.file is None:
         text, name = api.bundled_sample()
@@ -329,6 +382,8 @@ def _emit(args: argparse.Namespace, facts, sizes: list[int], era: str) -> tuple[
     """--emit-mtree / --emit-flat: the simulated stacks, each device and page size (both
     kinds when both are asked for; JSON with --json)."""
     from .advisor import simulate
+    from .render import json as json_render
+    from .render import qemu as qemu_render
 
     out, data = [], []
     for f in facts:
@@ -365,6 +420,8 @@ def _emit(args: argparse.Namespace, facts, sizes: list[int], era: str) -> tuple[
 
 
 def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+
     dumps = [d for f in args.files for d in api.load(f)]
     trees, flats = api.split_kinds(dumps)
     if len(trees) != len(flats) or not trees:
@@ -375,8 +432,12 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
     reports = [api.check(t, f, learn=not args.no_learn) for t, f in zip(trees, flats, strict=True)]
     bad = any(not r.ok for r in reports)
     if args.json:
+        from .render import json as json_render
+
         payload = {"ok": not bad, "pairs": [json_render.to_data(r) for r in reports]}
         return json_render.dumps_json("check", payload), EXIT_FINDING if bad else EXIT_OK
+    from .render import table as table_render
+
     lines = []
     width = _width(args)
     for t, f, r in zip(trees, flats, reports, strict=True):
@@ -392,6 +453,7 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _sides(args: argparse.Namespace):
+    from . import api
     from .diff import load_side
 
     if args.first == "-" and args.second == "-":
@@ -407,6 +469,7 @@ def _sides(args: argparse.Namespace):
 def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
     from .diff import diff
     from .render import diff as diff_render
+    from .render import json as json_render
 
     (before, after), sizes = _sides(args)
     devices = [d if d.count(":") != 1 else f"0000:{d}" for d in args.device]
@@ -417,8 +480,10 @@ def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
     from .gate import gate, parse_allow
     from .render import diff as diff_render
+    from .render import json as json_render
     from .render.junit import junit_xml
 
     rules = parse_allow(api.read_text(args.allow), args.allow) if args.allow else ()
@@ -431,7 +496,46 @@ def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
         out = diff_render.gate_text(report, _width(args))
     if args.junit:
         _write_file(args.junit, junit_xml(report))
+    if args.html:
+        verdict = "pass" if report.ok else f"FAIL, {len(report.regressions)} regression(s)"
+        title = f"flatview gate ({verdict}): {args.first} → {args.second}"
+        _write_file(args.html, _diff_picture(args, title, "html"))
     return out, status
+
+
+def _diff_picture(args: argparse.Namespace, title: str, fmt: str) -> str:
+    from .diff import diff
+    from .pictures import diff_picture
+
+    (before, after), sizes = _sides(args)
+    devices = [d if d.count(":") != 1 else f"0000:{d}" for d in args.device]
+    return diff_picture(diff(before, after, sizes, devices), before, after, title, fmt)
+
+
+def cmd_map(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+    from .lspci import parse_lspci
+    from .pictures import map_picture
+
+    fmt = {"svg": "svg", "html": "html", "htm": "html"}.get(args.output.rpartition(".")[2].lower())
+    if fmt is None:
+        raise UsageError(f"-o: {args.output!r} must end in .svg or .html")
+    if len(args.inputs) > 2 or (len(args.inputs) == 2 and args.lspci):
+        raise UsageError("map takes one input (with --lspci), or two: BEFORE AFTER")
+    if len(args.inputs) == 2:
+        args.first, args.second = args.inputs
+        args.first_dumps = args.second_dumps = []
+        title = f"flatview map: {args.first} → {args.second}"
+        _write_file(args.output, _diff_picture(args, title, fmt))
+        return "", EXIT_OK
+    if args.inputs:
+        text, name = api.read_text(args.inputs[0]), args.inputs[0]
+    else:
+        text, name = api.bundled_sample()
+    sizes = api.parse_page_sizes(args.page_size or ["4K" if args.inputs else "64K"])
+    extra = [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
+    _write_file(args.output, map_picture(text, name, sizes, args.device, extra, fmt))
+    return "", EXIT_OK
 
 
 def _write_file(path: str, text: str) -> None:
@@ -463,6 +567,7 @@ COMMANDS: dict[str, Command] = {
     "advise": cmd_advise,
     "diff": cmd_diff,
     "gate": cmd_gate,
+    "map": cmd_map,
 }
 
 

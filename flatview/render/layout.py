@@ -11,8 +11,6 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-from tabulate import tabulate
-
 __all__ = ["WIDTH", "table", "wrap", "wrap_lines"]
 
 WIDTH = 100
@@ -60,6 +58,8 @@ def table(
         [c if m is None else _fold(str(c), m) for c, m in zip(r, narrowed, strict=True)]
         for r in rows
     ]
+    from tabulate import tabulate  # imported when a table is laid out (CLI start-up)
+
     text = tabulate(body, headers=heads, tablefmt="simple")
     return textwrap.indent(text, indent) if indent else text
 

@@ -1,16 +1,20 @@
-"""Tables a person reads in a terminal (tabulate)."""
+"""Tables a person reads in a terminal (render.layout imports tabulate only when it draws
+one, so the notes and summaries of other commands do not load it)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from ..check import CheckReport
-from ..flatten import FlattenResult
 from ..model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump
 from .layout import WIDTH, table, wrap, wrap_lines
 from .qemu import format_range
 from .units import addr, human_size
+
+if TYPE_CHECKING:
+    from ..check import CheckReport
+    from ..flatten import FlattenResult
 
 __all__ = [
     "dump_summary",
