@@ -421,13 +421,13 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
 
 def _sides(args: argparse.Namespace):
     from . import api
-    from .diff import load_side
+    from .diff import load_sides
 
     if args.first == "-" and args.second == "-":
         raise UsageError("only one of the two inputs can be '-' (standard input)")
     sizes = api.parse_page_sizes(args.page_size or ["4K"])
-    sides = tuple(
-        load_side(api.read_text(f), f, lines)
+    sides = load_sides(
+        (api.read_text(f), f, lines)
         for f, lines in ((args.first, args.first_dumps), (args.second, args.second_dumps))
     )
     return sides, sizes
