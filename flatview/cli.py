@@ -436,12 +436,13 @@ def _sides(args: argparse.Namespace):
 def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
     from .diff import diff
     from .render import diff as diff_render
-    from .render import json as json_render
 
     (before, after), sizes = _sides(args)
     devices = [d if d.count(":") != 1 else f"0000:{d}" for d in args.device]
     report = diff(before, after, sizes, devices)
     if args.json:
+        from .render import json as json_render
+
         return json_render.dumps_json("diff", diff_render.diff_data(report)), EXIT_OK
     return diff_render.diff_text(report), EXIT_OK
 
@@ -450,18 +451,20 @@ def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
     from . import api
     from .gate import gate, parse_allow
     from .render import diff as diff_render
-    from .render import json as json_render
-    from .render.junit import junit_xml
 
     rules = parse_allow(api.read_text(args.allow), args.allow) if args.allow else ()
     (baseline, candidate), sizes = _sides(args)
     report = gate(baseline, candidate, sizes, args.device, rules)
     status = EXIT_OK if report.ok else EXIT_FINDING
     if args.json:
+        from .render import json as json_render
+
         out = json_render.dumps_json("gate", diff_render.gate_data(report))
     else:
         out = diff_render.gate_text(report)
     if args.junit:
+        from .render.junit import junit_xml
+
         _write_file(args.junit, junit_xml(report))
     if args.html:
         verdict = "pass" if report.ok else f"FAIL, {len(report.regressions)} regression(s)"

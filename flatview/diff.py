@@ -224,6 +224,8 @@ def _count(mr: MemoryRegion) -> int:
 def _diff_region(
     where: str, path: tuple[str, ...], b: MemoryRegion, a: MemoryRegion, out: list[RegionChange]
 ) -> None:
+    if b is a:  # one frozen region on both sides (an input given twice): nothing changed
+        return
     path = (*path, a.name if not a.hidden else "(hidden)")
     what = _what_changed(b, a)
     if what:
