@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import FlatviewError, UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (4 ms a run)
 
 if TYPE_CHECKING:
     from .model import FlatDump, MemoryRegion, MtreeDump
