@@ -409,6 +409,13 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
     todo: list[tuple[int, MemoryRegion, MemoryRegion]] = []
     seen: set[int] = set()
     indexes = {name: _SectionIndex(secs) for name, secs in targets.items()}
+    # Each name's sections in dump order, so "the later ones" is a suffix found by
+    # bisection, not a scan of all 70 ``pci_bridge_pci`` for each of hundreds of aliases
+    # (None: a section shared under two headings broke the order; scan then).
+    positions: dict[str, list[int] | None] = {}
+    for name, secs in targets.items():
+        pos = [order.get(id(t), -1) for t in secs]
+        positions[name] = pos if all(a < b for a, b in itertools.pairwise(pos)) else None
     for root in dump.roots():
         for mr, _ in walk(root):
             if mr.alias is not None and mr.alias.target is None and id(mr) not in seen:
@@ -423,13 +430,20 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
         # window into its own bus would loop); QEMU queues a target when it meets the
         # alias, so later sections first.
         own = here < 0 and root.name == target  # an AS tree printing a section's region
-        named = [
-            t
-            for t in targets.get(target, [])
-            if t is not root and not (own and _same_shape(t, root))
-        ] or targets.get(target, [])
-        later = [t for t in named if order.get(id(t), -1) > here]
-        cands = _candidates(later or named, mr, indexes.get(target) or _SectionIndex([]))
+        secs = targets.get(target, [])
+        pos = positions.get(target)
+        if pos is not None:  # the sections after this one (never the one holding it)
+            later = secs[bisect.bisect_right(pos, here) :]
+        else:
+            later = [t for t in secs if t is not root and order.get(id(t), -1) > here]
+        if own:
+            later = [t for t in later if not _same_shape(t, root)]
+        named = (
+            later
+            or [t for t in secs if t is not root and not (own and _same_shape(t, root))]
+            or secs
+        )
+        cands = _candidates(named, mr, indexes.get(target) or _SectionIndex([]))
         if inner == 1 and len(cands) > 1:
             cands = [c for c in cands if id(c) not in claimed] or cands
         if not cands:
