@@ -7,10 +7,12 @@ Exit status: 0 fine, 1 a finding (a mismatch, a regression), 2 a usage or input 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__, api
+from . import __version__, api, files
 from .errors import FlatviewError, UsageError
 from .model import FlatDump, MemoryRegion, MtreeDump, walk
 from .render import json as json_render
@@ -22,7 +24,9 @@ EXIT_OK = 0
 EXIT_FINDING = 1
 EXIT_ERROR = 2
 
-Command = Callable[[argparse.Namespace], tuple[str, int]]
+# A command returns its output, its exit status and, optionally, report files staged
+# to be committed once the output is written (flatview.files.OutputFile).
+Command = Callable[[argparse.Namespace], tuple]
 
 
 def _add_input(p: argparse.ArgumentParser, many: bool = False) -> None:
@@ -138,7 +142,17 @@ def _parser() -> argparse.ArgumentParser:
         help="do not learn from QEMU's flat view; test flatview's rules alone",
     )
     _add_diff_parsers(sub)
+    _add_max_input(ap, sub)
     return ap
+
+
+def _add_max_input(ap: argparse.ArgumentParser, sub) -> None:
+    """--max-input, before or after the command name (every command reads input)."""
+    limit = files.format_size(files.DEFAULT_MAX_INPUT)
+    text = f"read at most this much of any input (default {limit})"
+    ap.add_argument("--max-input", metavar="SIZE", help=text)
+    for p in sub.choices.values():
+        p.add_argument("--max-input", metavar="SIZE", help=text, default=argparse.SUPPRESS)
 
 
 def _add_page_device_options(p: argparse.ArgumentParser) -> None:
@@ -272,6 +286,8 @@ def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
     from .lspci import parse_lspci
     from .render import advice as advice_render
 
+    if args.file is None and _stdin_has_input():
+        args.file = "-"  # `cat dump | flatview advise`
     if args.file is None:
         text, name = api.bundled_sample()
         sizes = api.parse_page_sizes(args.page_size or ["64K"])
@@ -299,6 +315,17 @@ def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
     if args.json:
         return json_render.dumps_json("advise", advice_render.advice_data(advice)), EXIT_OK
     return advice_render.advice_text(advice), EXIT_OK
+
+
+def _stdin_has_input() -> bool:
+    """A pipe, a file or a socket on stdin is input; a terminal or /dev/null is not."""
+    import stat
+
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # closed, or replaced (pytest)
+        return False
+    return not stat.S_ISCHR(mode)
 
 
 def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
@@ -351,11 +378,13 @@ def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
     return diff_render.diff_text(report), EXIT_OK
 
 
-def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
+def cmd_gate(args: argparse.Namespace) -> tuple:
     from .gate import gate, parse_allow
     from .render import diff as diff_render
     from .render.junit import junit_xml
 
+    inputs = [args.first, args.second, *([args.allow] if args.allow else [])]
+    report_file = files.OutputFile(args.junit, "--junit", inputs) if args.junit else None
     rules = parse_allow(api.read_text(args.allow), args.allow) if args.allow else ()
     (baseline, candidate), sizes = _sides(args)
     report = gate(baseline, candidate, sizes, args.device, rules)
@@ -364,31 +393,10 @@ def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
         out = json_render.dumps_json("gate", diff_render.gate_data(report))
     else:
         out = diff_render.gate_text(report)
-    if args.junit:
-        _write_file(args.junit, junit_xml(report))
-    return out, status
-
-
-def _write_file(path: str, text: str) -> None:
-    """Write all or nothing: a temporary file beside ``path``, then os.replace."""
-    import os
-    import tempfile
-
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".flatview-", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; a report is not
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+    if report_file is None:
+        return out, status
+    report_file.stage(junit_xml(report))  # committed once the output is written
+    return out, status, [report_file]
 
 
 COMMANDS: dict[str, Command] = {
@@ -401,22 +409,131 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
+BUG_REPORT = (
+    "please report it with the command line and its input (set FLATVIEW_TRACEBACK=1 for "
+    "the details; see 'Reporting a bug' in the README)"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run one command; whatever happens, one line on stderr and a documented exit status.
+
+    0 fine, 1 a finding, 2 bad usage or input (also an unwritable output), 3 a bug in
+    flatview (never 1: ``gate`` must not read a crash as a regression), 130 interrupted.
+    """
+    _tolerant_streams()
+    staged: list[files.OutputFile] = []
     try:
-        out, status = COMMANDS[args.command](args)
+        return _run(argv, staged)
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get("FLATVIEW_TRACEBACK"):
+            raise
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = ""
+        if tb is not None:
+            where = f" at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+        text = str(exc).splitlines()[0][:200] if str(exc) else ""
+        _say(
+            f"internal error (a bug in flatview {__version__}): {type(exc).__name__}"
+            f"{': ' + text if text else ''}{where}; {BUG_REPORT}"
+        )
+        return EXIT_BUG
+    finally:
+        for f in staged:
+            f.discard()  # a report not committed by a successful run is never left behind
+
+
+def _run(argv: Sequence[str] | None, staged: list[files.OutputFile]) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error argparse printed
+        code = done.code if isinstance(done.code, int) else EXIT_ERROR
+        return code if _flush_stdout() else EXIT_ERROR
+    if sys.stdout is None:
+        _say("cannot write the output: standard output is closed")
+        return EXIT_ERROR
+    token = files.INPUT_LIMIT.set(files.DEFAULT_MAX_INPUT)
+    try:
+        if args.max_input:
+            files.INPUT_LIMIT.set(files.parse_size(args.max_input, "--max-input"))
+        result = COMMANDS[args.command](args)
     except FlatviewError as exc:
-        print(f"flatview: {exc}", file=sys.stderr)
+        _say(str(exc))
         return EXIT_ERROR
     except RecursionError:
-        print("flatview: region tree too deep to render", file=sys.stderr)
+        _say("region tree too deep to render")
         return EXIT_ERROR
+    finally:
+        files.INPUT_LIMIT.reset(token)
+    out, status = result[0], result[1]
+    reports: Sequence[files.OutputFile] = result[2] if len(result) > 2 else ()
+    staged.extend(reports)
     try:
         sys.stdout.write(out)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `flatview ... | head`
-        sys.stderr.close()
+    except BrokenPipeError:  # `flatview ... | head`: the reader has what it wanted
+        _quiet_stdout()
+        return status
+    except OSError as exc:
+        _quiet_stdout()
+        _say(f"cannot write the output: {exc.strerror}")
+        return EXIT_ERROR
+    if not _flush_stdout():
+        return EXIT_ERROR
+    try:
+        for f in reports:
+            f.commit()
+    except FlatviewError as exc:
+        _say(str(exc))
+        return EXIT_ERROR
     return status
+
+
+def _say(msg: str) -> None:
+    if sys.stderr is not None:  # else nowhere is left to say it; the exit status still does
+        with contextlib.suppress(OSError, ValueError):
+            print(f"flatview: {msg}", file=sys.stderr, flush=True)
+
+
+def _flush_stdout() -> bool:
+    """Flush now, while an error can still be reported (not at interpreter exit)."""
+    if sys.stdout is None:
+        return True
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    except OSError as exc:  # /dev/full, a closed descriptor
+        _quiet_stdout()
+        _say(f"cannot write the output: {exc.strerror}")
+        return False
+    return True
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush has nothing to fail on."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _tolerant_streams() -> None:
+    """A terminal that cannot show a character (PYTHONIOENCODING=ascii, LANG=C) gets an
+    escape (``\\u2192``) instead of a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(OSError, ValueError):
+                reconfigure(errors="backslashreplace")
 
 
 if __name__ == "__main__":
