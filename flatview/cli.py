@@ -10,10 +10,11 @@ import argparse
 import contextlib
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from . import __version__, api, files
-from .errors import FlatviewError, UsageError
+from .errors import FlatviewError, FlatviewWarning, UsageError
 from .model import FlatDump, MemoryRegion, MtreeDump, walk
 from .render import json as json_render
 from .render import qemu as qemu_render
@@ -426,7 +427,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _tolerant_streams()
     staged: list[files.OutputFile] = []
     try:
-        return _run(argv, staged)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", FlatviewWarning)
+            status = _run(argv, staged)
+        if status in (EXIT_OK, EXIT_FINDING):  # an error's one line stays the only one
+            for msg in dict.fromkeys(
+                str(w.message) for w in seen if issubclass(w.category, FlatviewWarning)
+            ):
+                _say(f"warning: {msg}")
+        return status
     except KeyboardInterrupt:
         _say("interrupted")
         return EXIT_INTERRUPTED
