@@ -505,6 +505,10 @@ def _run(argv: Sequence[str] | None, staged: list[files.OutputFile]) -> int:
 
 
 def _say(msg: str) -> None:
+    """One line on stderr, always: control characters (from an option value, a file
+    name) are shown escaped."""
+    if not msg.isprintable():
+        msg = "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
     if sys.stderr is not None:  # else nowhere is left to say it; the exit status still does
         with contextlib.suppress(OSError, ValueError):
             print(f"flatview: {msg}", file=sys.stderr, flush=True)
