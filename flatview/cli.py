@@ -12,14 +12,16 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from . import __version__, api, files
+from . import __version__, files
 from .errors import FlatviewError, FlatviewWarning, UsageError
-from .model import FlatDump, MemoryRegion, MtreeDump, walk
-from .render import json as json_render
-from .render import qemu as qemu_render
-from .render import table as table_render
-from .vfio import OPTIONS, kernel_era
+
+if TYPE_CHECKING:
+    from .model import FlatDump, MemoryRegion, MtreeDump
+
+# Each command imports what it uses when it runs (lark for dumps, tabulate for tables),
+# so `flatview --help` and usage errors pay for argparse only.
 
 EXIT_OK = 0
 EXIT_FINDING = 1
@@ -36,6 +38,15 @@ def _add_input(p: argparse.ArgumentParser, many: bool = False) -> None:
     else:
         p.add_argument("file", metavar="FILE", help="dump file ('-' for stdin)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _relocation_option(value: str) -> str:
+    from .vfio import OPTIONS  # only when the option is given: --help stays light
+
+    if value not in OPTIONS:
+        choices = ", ".join(repr(o) for o in OPTIONS)
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {choices})")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,13 +141,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--emit-mtree",
         metavar="OPTION",
-        choices=OPTIONS,
-        help="print the simulated 'info mtree' for an x-msix-relocation option",
+        type=_relocation_option,
+        help="print the simulated 'info mtree' for an x-msix-relocation option "
+        "(off, auto, bar0 to bar5)",
     )
     p.add_argument(
         "--emit-flat",
         metavar="OPTION",
-        choices=OPTIONS,
+        type=_relocation_option,
         help="print the simulated 'info mtree -f' for an x-msix-relocation option",
     )
 
@@ -216,6 +228,8 @@ def _add_diff_parsers(sub) -> None:
 
 
 def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
+    from . import api
+
     trees, flats = api.split_kinds(dumps)
     if not trees:
         raise UsageError("no 'info mtree' tree in the input (flatten needs a tree)")
@@ -223,12 +237,20 @@ def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
 
 
 def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+
     dumps = api.load(args.file)
     if args.json:
+        from .render import json as json_render
+
         payload = {"dumps": [json_render.to_data(d) for d in dumps]}
         return json_render.dumps_json("parse", payload), EXIT_OK
     if args.format == "qemu":
+        from .render import qemu as qemu_render
+
         return "\n".join(qemu_render.format_dump(d) for d in dumps), EXIT_OK
+    from .render import table as table_render
+
     lines = [table_render.dump_summary(dumps)]
     for d in dumps:
         lines.extend(getattr(d, "diagnostics", ()))
@@ -236,6 +258,9 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+    from .render import table as table_render
+
     tree, flats = _tree_and_flats(api.load(args.file))
     result = api.flatten(tree, [] if args.no_learn else flats)
     views = result.views
@@ -244,6 +269,8 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
         views = tuple(v for v in views if wanted & set(v.names) or v.root in wanted)
         if not views:
             raise UsageError(f"no address space named {', '.join(sorted(wanted))}")
+    if args.json:
+        from .render import json as json_render
     if args.region:
         from .visibility import visibility
 
@@ -256,6 +283,8 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
         payload["views"] = [json_render.flatview(v) for v in views]
         return json_render.dumps_json("flatten", payload), EXIT_OK
     if args.format == "qemu":
+        from .render import qemu as qemu_render
+
         out = "".join(
             "\n".join(qemu_render.format_flatview(v, _flat_variant(tree, flats))) + "\n\n"
             for v in views
@@ -278,6 +307,8 @@ def _flat_variant(tree: MtreeDump, flats: list[FlatDump]):
 
 
 def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
+    from .model import walk
+
     parents: dict[int, MemoryRegion] = {}
     for root in tree.roots():
         for mr, _ in walk(root):
@@ -287,9 +318,12 @@ def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
 
 
 def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
     from .infopci import parse_info_pci
     from .lspci import parse_lspci
     from .render import advice as advice_render
+    from .render import json as json_render
+    from .vfio import kernel_era
 
     if args.file is None and _stdin_has_input():
         args.file = "-"  # `cat dump | flatview advise`
@@ -316,6 +350,8 @@ def _emit(args: argparse.Namespace, facts, sizes: list[int], era: str) -> tuple[
     """--emit-mtree / --emit-flat: the simulated stacks, each device and page size (both
     kinds when both are asked for; JSON with --json)."""
     from .advisor import simulate
+    from .render import json as json_render
+    from .render import qemu as qemu_render
 
     out, data = [], []
     for f in facts:
@@ -363,6 +399,8 @@ def _stdin_has_input() -> bool:
 
 
 def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+
     dumps = [d for f in args.files for d in api.load(f)]
     trees, flats = api.split_kinds(dumps)
     if len(trees) != len(flats) or not trees:
@@ -373,8 +411,12 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
     reports = [api.check(t, f, learn=not args.no_learn) for t, f in zip(trees, flats, strict=True)]
     bad = any(not r.ok for r in reports)
     if args.json:
+        from .render import json as json_render
+
         payload = {"ok": not bad, "pairs": [json_render.to_data(r) for r in reports]}
         return json_render.dumps_json("check", payload), EXIT_FINDING if bad else EXIT_OK
+    from .render import table as table_render
+
     lines = []
     for t, f, r in zip(trees, flats, reports, strict=True):
         lines.append(
@@ -388,6 +430,7 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _sides(args: argparse.Namespace):
+    from . import api
     from .diff import load_side
 
     if args.first == "-" and args.second == "-":
@@ -403,6 +446,7 @@ def _sides(args: argparse.Namespace):
 def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
     from .diff import diff
     from .render import diff as diff_render
+    from .render import json as json_render
 
     (before, after), sizes = _sides(args)
     devices = [d if d.count(":") != 1 else f"0000:{d}" for d in args.device]
@@ -413,8 +457,10 @@ def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def cmd_gate(args: argparse.Namespace) -> tuple:
+    from . import api
     from .gate import gate, parse_allow
     from .render import diff as diff_render
+    from .render import json as json_render
     from .render.junit import junit_xml
 
     inputs = [args.first, args.second, *([args.allow] if args.allow else [])]

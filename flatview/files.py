@@ -24,7 +24,6 @@ import os
 import select
 import stat
 import sys
-import tempfile
 from collections.abc import Iterable
 from contextvars import ContextVar
 
@@ -214,6 +213,8 @@ class OutputFile:
     def stage(self, text: str) -> None:
         """Write ``text`` to a temporary file beside the target (mode and owner of the
         existing file, else the umask's)."""
+        import tempfile  # only a command that writes a report pays for it
+
         folder = os.path.dirname(os.path.abspath(self.path))
         base = os.path.basename(self.path)
         try:
