@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import read_dumps
+from .build import Reading, read_dumps, read_text_dumps
 from .check import CheckReport, compare
 from .devices import DeviceFacts
 from .errors import SourceError, SourceLocation, UsageError
@@ -32,6 +32,7 @@ __all__ = [
     "check",
     "flatten",
     "load",
+    "load_reading",
     "machine",
     "parse_page_sizes",
     "parse_text",
@@ -64,6 +65,11 @@ def parse_text(text: str, name: str = "-") -> list[Dump]:
 
 def load(path: str) -> list[Dump]:
     return parse_text(read_text(path), path)
+
+
+def load_reading(path: str) -> Reading:
+    """The dumps of a file and what clean-up dropped or rewrote to read them."""
+    return read_text_dumps(read_text(path), path)
 
 
 def split_kinds(dumps: Iterable[Dump]) -> tuple[list[MtreeDump], list[FlatDump]]:

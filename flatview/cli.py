@@ -203,13 +203,18 @@ def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
 
 
 def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
-    dumps = api.load(args.file)
+    reading = api.load_reading(args.file)
+    dumps, cleaned = reading.dumps, reading.cleaned
     if args.json:
-        payload = {"dumps": [json_render.to_data(d) for d in dumps]}
+        payload = {
+            "dumps": [json_render.to_data(d) for d in dumps],
+            "cleanup": {"skipped": cleaned.skipped, "lines": dict(sorted(cleaned.counts.items()))},
+        }
         return json_render.dumps_json("parse", payload), EXIT_OK
     if args.format == "qemu":
         return "\n".join(qemu_render.format_dump(d) for d in dumps), EXIT_OK
     lines = [table_render.dump_summary(dumps)]
+    lines.extend(table_render.cleanup_text(cleaned.counts, cleaned.skipped))
     for d in dumps:
         lines.extend(getattr(d, "diagnostics", ()))
     return "\n".join(lines) + "\n", EXIT_OK

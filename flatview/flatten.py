@@ -137,6 +137,8 @@ class _Renderer:
                 if not ro and target.type in ("ram", "ramd") and not self.know.flat_names:
                     self._maybe_readonly(mr, target, clip)
                 self.render(view, target, base - target.addr - mr.alias.offset, clip, ro, nv)
+            elif clip[0] < clip[1]:
+                self._unpasted(mr, clip, base)
             return
         for child in self.know.render_order(mr):
             self.render(view, child, base, clip, ro, nv)
@@ -144,6 +146,24 @@ class _Renderer:
             self._check_overlap(mr, first, other, why, base, clip)
         if self.terminates(mr):
             _fill_gaps(view, mr, base, clip, ro, nv)
+
+    def _unpasted(self, alias: MemoryRegion, clip: tuple[int, int], base: int) -> None:
+        """An alias whose target's ``memory-region:`` section was not pasted: what it
+        shows over its window is unknown (render_memory_region would render the target)."""
+        assert alias.alias is not None
+        self.ambiguities.append(
+            Ambiguity(
+                "alias target not pasted",
+                (alias,),
+                clip[0],
+                clip[1],
+                (
+                    f"the guest sees {alias.alias.target_name!r} from offset "
+                    f"{alias.alias.offset + clip[0] - base:#x}, whose section was not pasted",
+                    "left out of the view above: paste 'info mtree' whole to decide",
+                ),
+            )
+        )
 
     def _hidden(self, mr: MemoryRegion, base: int) -> None:
         """Subregions printed one level too deep: their parent is a disabled region QEMU

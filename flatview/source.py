@@ -127,8 +127,11 @@ _FULL_RANGE = re.compile(
     r"^(?:\[DETECTED OVERFLOW!\] )? +(?:\[DETECTED OVERFLOW!\] )?"
     r"(?:0x)?[0-9a-f]{16}-(?:0x)?[0-9a-f]{16} \(prio -?\d+, [a-zA-Z/-]+\): \S"
 )
-_CUT_ALIAS = re.compile(r"\): alias \S.* @\S+$")
-_REJOIN_MIN_PREV = 60  # a wrapped line was long: mail wraps at 72-80 columns
+_ALIAS_START = re.compile(r"\): alias(?: |$)")
+_FULL_ALIAS = re.compile(r"\): alias .* @\S+ (?:0x)?[0-9a-f]{16}-(?:0x)?[0-9a-f]{16}")
+# A line was wrapped if the first word of the next would not have fitted: mail clients
+# fold at 72-80 columns (and quote after, so the quote counts too).
+_REJOIN_MIN_WIDTH = 64
 _REJOIN_MAX_TAIL = 32  # and the wrapped-off tail is short (a name's end, ` @offset`)
 # ... or it is an alias line's offsets (with the suffixes that may follow them)
 _ALIAS_TAIL = re.compile(
@@ -139,6 +142,9 @@ _ALIAS_TAIL = re.compile(
 _SUFFIX_TAIL = re.compile(
     r"^(?:@(?:0x)?[0-9a-f]{16} ?)?(?:\[disabled\] ?)?(?:(?:owner|parent):\{[^{}]*\} ?)*"
     r"(?:orphan ?)?(?:(?:KVM|kvm(?::[a-z]+)*) ?)*$"
+)
+_SUFFIX_START = re.compile(
+    r"(?:^| )(?:@(?:0x)?[0-9a-f]{16}|\[disabled\]|owner:\{|parent:\{|orphan$|KVM$|kvm(?::[a-z]+)*$)"
 )
 # Quoted-printable: an escape of a byte (=20, =3D, =A0, =C2=A0) or a soft line break
 _QP_ESCAPE = re.compile(r"=([0-9A-F]{2})")
@@ -566,23 +572,19 @@ class _Cleaner:
             i -= 1
         head = " ".join([run[i].text] + [t.text.strip() for t in run[i + 1 :]])
         tail = line.text.strip()
-        if run[i].kind in ("range", "cut"):
-            body = head.lstrip(" ")
-            if body.startswith(_OVF):
-                body = body[len(_OVF) :].lstrip(" ")
-            if not _FULL_RANGE.match("  " + body) or _CUT_ALIAS.search(head):
-                return True  # cut short: the rest must follow (or the grammar says why)
-            if head.count("{") > head.count("}"):
-                return True  # an owner's text is open
-            if _ALIAS_TAIL.match(tail) and "): alias " in head:
-                return True
-        if prev.raw_len < _REJOIN_MIN_PREV or line.ind > _run_margin(run):
-            return False  # a short line was not wrapped; indented text is not a tail
-        if _SUFFIX_TAIL.match(tail):
-            return True
-        if len(tail) > _REJOIN_MAX_TAIL:
+        if run[i].kind in ("range", "cut") and _cut_short(head):
+            return True  # the rest must follow (or the grammar says why it does not)
+        word = len(tail.split(" ", 1)[0])
+        if prev.raw_len + 1 + word <= _REJOIN_MIN_WIDTH or line.ind > _run_margin(run):
+            return False  # the tail's first word fitted: not wrapped; nor is indented text
+        # the end of a name (short), then only suffixes QEMU prints
+        m = _SUFFIX_START.search(tail)
+        name, rest = (tail[: m.start()], tail[m.start() :].strip()) if m else (tail, "")
+        if rest and not _SUFFIX_TAIL.match(rest):
             return False
-        if tail.endswith((".", "!", "?", ":")):
+        if len(name) > _REJOIN_MAX_TAIL:
+            return False
+        if not rest and tail.endswith((".", "!", "?", ":")):
             return False  # the end of a sentence
         if run[i].kind == "range":
             return True
@@ -640,6 +642,19 @@ class _Cleaner:
             for i in range(first_head):
                 out[i] = base
         return out
+
+
+def _cut_short(head: str) -> bool:
+    """Is this region line incomplete: cut inside its ``(prio, type):`` prefix, an
+    ``alias`` without its `` @target start-end``, or an owner's ``{`` still open?"""
+    body = head.lstrip(" ")
+    if body.startswith(_OVF):
+        body = body[len(_OVF) :].lstrip(" ")
+    if not _FULL_RANGE.match("  " + body):
+        return True
+    if _ALIAS_START.search(head) and not _FULL_ALIAS.search(head):
+        return True
+    return head.count("{") > head.count("}")
 
 
 def _run_margin(run: list[_Line]) -> int:

@@ -109,6 +109,8 @@ def to_data(obj: Any) -> Any:
                 for s in obj.sections
             ],
             "diagnostics": list(obj.diagnostics),
+            "part": obj.part,
+            "partial": obj.partial,
         }
     if isinstance(obj, FlatDump):
         return {
@@ -117,6 +119,8 @@ def to_data(obj: Any) -> Any:
             "line": obj.line,
             "variant": dataclasses.asdict(obj.variant),
             "views": [flatview(v) for v in obj.views],
+            "part": obj.part,
+            "partial": obj.partial,
         }
     if isinstance(obj, FlattenResult):
         return {

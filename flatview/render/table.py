@@ -10,6 +10,7 @@ from tabulate import tabulate
 from ..check import CheckReport
 from ..flatten import FlattenResult
 from ..model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump
+from ..source import REWRITTEN
 from .qemu import format_range
 
 __all__ = [
@@ -59,8 +60,25 @@ def summary_row(d: Dump) -> dict[str, object]:
 
 
 def dump_summary(dumps: Iterable[Dump]) -> str:
+    dumps = list(dumps)
     rows = [summary_row(d) for d in dumps]
+    if any(d.part or d.partial for d in dumps):
+        for row, d in zip(rows, dumps, strict=True):
+            row["notes"] = ", ".join(n for n in (d.part, "partial" if d.partial else "") if n)
     return tabulate(rows, headers="keys", tablefmt="simple")
+
+
+def cleanup_text(counts: dict[str, int], skipped: int) -> list[str]:
+    """What clean-up did to the text, so that no loss is silent (flatview.source)."""
+    out = []
+    if skipped:
+        out.append(f"{skipped} lines skipped as elisions/prose")
+    rewritten = {k: n for k, n in counts.items() if k in REWRITTEN}
+    if rewritten:
+        out.append(
+            "lines rewritten: " + ", ".join(f"{k} {n}" for k, n in sorted(rewritten.items()))
+        )
+    return out
 
 
 def kind_of(r: FlatRange) -> str:
