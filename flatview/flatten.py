@@ -297,13 +297,21 @@ def _simplify(view: list[_Piece]) -> list[_Piece]:
     return out
 
 
+def _readonly_type(printed: str) -> str:
+    """The type a read-only range prints: ``rom``; QEMU <= 2.8 printed letters (readable,
+    writable: mtree_print_mr's ``%c%c``), there a read-only range reads ``R-``."""
+    if len(printed) == 2 and printed[0] in "R-" and printed[1] in "W-":
+        return printed[0] + "-"
+    return "rom"
+
+
 def _to_range(p: _Piece) -> FlatRange:
     mr = p.mr
     return FlatRange(
         start=p.start,
         size=p.size,
         priority=mr.priority,
-        type="rom" if p.readonly else mr.type,
+        type=_readonly_type(mr.type) if p.readonly else mr.type,
         name=mr.name,
         offset=p.offset,
         nonvolatile=p.nonvolatile,

@@ -234,7 +234,8 @@ def clean(text: str, file: str = "-") -> Cleaned:
         lines = norm.split("\n")
         # Fast path: a monitor dump as QEMU printed it, nothing to undo.  Dumps repeat
         # their lines (one tree per address space before 7.0): check each distinct one.
-        if all(map(_as_printed, set(lines))):
+        first = next((ln for ln in lines if ln), "")
+        if _HEADING.match(first) and all(map(_as_printed, set(lines))):
             if lines[-1] == "":
                 lines.pop()
             seg = Segment(tuple(lines), tuple(range(1, len(lines) + 1)))
@@ -298,7 +299,7 @@ def _qmp(text: str) -> str | None:
 
 def _maybe_diff(text: str) -> bool:
     """A cheap test before looking for diffs of dumps line by line."""
-    return ("\n+" in text and "\n-" in text) or "\n@@ " in text or text.startswith(("+", "-", "@@"))
+    return ("+" in text and "-" in text) or "@@ " in text
 
 
 def _looks_quoted_printable(text: str) -> bool:
@@ -350,6 +351,9 @@ def _zones(
     code (a patch in the same mail) stay plain text."""
     out: list[tuple[str | None, list[tuple[int, str]]]] = []
     plain: list[tuple[int, str]] = []
+    quoted = [_split_quote(line) for _, line in numbered]
+    numbered = [(no, body) for (no, _), (_, body) in zip(numbered, quoted, strict=True)]
+    prefix = {no: q for (no, _), (q, _) in zip(numbered, quoted, strict=True) if q}
     i, n = 0, len(numbered)
     while i < n:
         if not _diff_line(numbered[i][1]) or not numbered[i][1].strip():
@@ -370,7 +374,7 @@ def _zones(
         while plain and _DIFF_HEADER.match(plain[-1][1]):
             plain.pop()
             counts["diff-header"] += 1
-        out.append((None, plain))
+        out.append((None, _requoted(plain, prefix)))
         plain = []
         before: list[tuple[int, str]] = []
         after: list[tuple[int, str]] = []
@@ -386,11 +390,24 @@ def _zones(
                 before.append((no, line[1:]))
             if line[0] != "-":
                 after.append((no, line[1:]))
-        out.append(("before", before))
-        out.append(("after", after))
+        out.append(("before", _requoted(before, prefix)))
+        out.append(("after", _requoted(after, prefix)))
         i = j
-    out.append((None, plain))
+    out.append((None, _requoted(plain, prefix)))
     return out
+
+
+def _split_quote(line: str) -> tuple[str, str]:
+    """(mail quote prefix with the one space after it, the rest): diffs get quoted too."""
+    m = _QUOTE_MARKS.match(line)
+    if not m:
+        return "", line
+    end = m.end() + (line[m.end() : m.end() + 1] == " ")
+    return line[:end], line[end:]
+
+
+def _requoted(lines: list[tuple[int, str]], prefix: dict[int, str]) -> list[tuple[int, str]]:
+    return [(no, prefix.get(no, "") + line) for no, line in lines]
 
 
 def _diff_line(line: str) -> bool:

@@ -116,13 +116,14 @@ def elided(text: str, marker: str, every: int = 5) -> tuple[str, str]:
     lines = text.split("\n")
     keep, paste = [], []
     count = 0
+    row_depth = 2 if text.startswith("FlatView") else 4  # flat rows; tree rows below a root
     for i, line in enumerate(lines):
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
         depth = len(line) - len(line.lstrip(" "))
         leaf = len(nxt) - len(nxt.lstrip(" ")) <= depth or not nxt.strip()
         prev = lines[i - 1] if i else ""
         body = line.lstrip(" ")
-        is_row = depth >= 4 and body[:16].isalnum() and "): alias " not in line
+        is_row = depth >= row_depth and body[:16].isalnum() and "): alias " not in line
         if is_row and leaf and prev.startswith("  ") and count % every == 1:
             if not paste or paste[-1] != marker:
                 paste.append(marker)
@@ -139,7 +140,13 @@ MARKERS = ("...", "....", "[...]", "... skipped 30 virtio-mmio regions", "<snip>
 def flat_rows(text: str) -> tuple[str, list[str]]:
     """The range rows of the first FlatView, without their header: (paste, rows)."""
     lines = text.split("\n")
-    start = next(i for i, ln in enumerate(lines) if ln.startswith(" Root memory region"))
+    start = next(
+        i
+        for i, ln in enumerate(lines[:-1])
+        if ln.startswith(" Root memory region")
+        and lines[i + 1][2:3] != " "
+        and lines[i + 1].startswith("  0")
+    )
     rows = []
     for ln in lines[start + 1 :]:
         if not ln.startswith("  ") or ln.startswith("  No rendered"):
