@@ -332,7 +332,10 @@ def _qp_decode(numbered: list[tuple[int, str]], counts: Counter[str]) -> list[tu
             for part in parts[1:]:
                 data.append(int(part[:2], 16))
                 data += part[2:].encode("utf-8")
-            body = data.decode("utf-8", "replace")
+            try:
+                body = data.decode("utf-8")
+            except UnicodeDecodeError:  # a Latin-1 mail: =A0 alone is a no-break space
+                body = data.decode("latin-1")
             counts["quoted-printable"] += 1
         out.append((no, body))
     if pending is not None:

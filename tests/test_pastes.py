@@ -93,6 +93,27 @@ def test_quoted_printable_paste_decodes_soft_breaks_escapes_and_nbsp():
     assert counts["quoted-printable"] > 0 and counts["nbsp"] > 0
 
 
+def test_flatview_body_offset_by_one_column():
+    """A FlatView pasted with its `AS`/`Root` lines at 2 columns and rows at 3."""
+    src = REPO / "samples/vfio/q35-base/info-mtree-f.txt"
+    text = src.read_text()
+    shifted = "\n".join(" " + ln if ln.startswith(" ") else ln for ln in text.split("\n"))
+    assert "\n  AS " in shifted and "\n   0000" in shifted
+    assert printed(parse_text(shifted)) == printed(parse_text(text))
+
+
+def test_latin1_quoted_printable_no_break_space():
+    src = REPO / "samples/vfio/q35-base/info-mtree-f.txt"
+    text = src.read_text()
+    lines = [
+        ln.replace("  ", "=A0=A0", 1) if ln.startswith("  ") else ln for ln in text.split("\n")
+    ]
+    paste = "Content-Transfer-Encoding: quoted-printable\n\n" + "\n".join(lines)
+    reading = read_text_dumps(paste, "latin1")
+    assert printed(reading.dumps) == printed(parse_text(text))
+    assert reading.cleaned.counts["nbsp"] > 0
+
+
 def test_qmp_array_of_replies_is_read_as_the_dumps_they_carry():
     tree = (REPO / "samples/vfio/q35-base/info-mtree.txt").read_text()
     flat = (REPO / "samples/vfio/q35-base/info-mtree-f.txt").read_text()
@@ -373,6 +394,22 @@ def test_public_pastes_in_the_fixtures_parse(tmp_path):
     for path in sorted(FIXTURES.glob("*.txt")):
         proc = _run("parse", str(path))
         assert proc.returncode == 0, (path.name, proc.stderr)
+
+
+def test_public_doc_paste_keeps_every_region_and_its_unknown_alias_targets():
+    path = FIXTURES / "public-loongarch-docs.txt"
+    text = path.read_text()
+    rows = re.findall(r"^ +[0-9a-f]{16}-[0-9a-f]{16} \(prio", text, re.MULTILINE)
+    aliases = re.findall(r"\): alias (\S+) @(\S+) ", text)
+    reading = read_text_dumps(text, path.name)
+    (dump,) = reading.dumps
+    assert dump.partial and len(list(dump.regions())) == len(rows)
+    assert sorted((mr.name, mr.alias.target_name) for mr, _ in dump.regions() if mr.alias) == (
+        sorted(aliases)
+    )
+    assert reading.cleaned.skipped == text[: text.index("address-space")].count("\n") - 1
+    result = flatten(dump)
+    assert len([a for a in result.ambiguities if a.kind == "alias target not pasted"]) == 4
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
