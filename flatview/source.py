@@ -112,6 +112,9 @@ _FIXED = re.compile(
 _FIXED_COL = {"as": 1, "root": 1, "norend": 2, "disp": 2, "phys": 4, "sect": 6, "nodes": 4}
 _FIXED_COL["node"] = 6
 _OVF = "[DETECTED OVERFLOW!] "
+# A dispatch node entry (mtree_print_phys_entries: "\t%3d..%-4d  skip=%d  ptr=...")
+_ENTRY = re.compile(r"\d+(?:\.\.\d+)? +skip=\d+ +ptr=")
+_ENTRY_COL = 8
 _RANGE = re.compile(r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio )")
 # A line cut inside its first address (only inside a run: a lone hex number is prose).
 _CUT_ADDR = re.compile(r"(?:0x)?[0-9a-f]{9,}-?$")
@@ -121,6 +124,8 @@ _ELISION = re.compile(
     re.IGNORECASE,
 )
 _FENCE = re.compile(r"^(?:```|~~~)")
+_SHARED = re.compile(r"address-space shared \d+ times:$")
+_SHARED_ITEM = re.compile(r" *- (\S.*)$")
 _OLD_HEADINGS = {"memory": "address-space: memory", "I/O": "address-space: I/O"}
 # A joined line must still read as a complete region or heading line.
 _FULL_RANGE = re.compile(
@@ -442,6 +447,7 @@ class _Cleaner:
     def run(self, numbered: list[tuple[int, str]]) -> list[Segment]:
         lines = [self._classify(no, raw) for no, raw in numbered]
         self._old_format(lines)
+        self._shared_headings(lines)
         out: list[Segment] = []
         run: list[_Line] = []
         elided = False
@@ -535,7 +541,9 @@ class _Cleaner:
         if m:
             return _Line(no, depth, text, "fixed", ind, _FIXED_COL[m.lastgroup or ""], raw_len)
         if body[0] == "\t" and _DISPATCH_TAB.match(body):
-            return _Line(no, depth, text, "fixed", ind, 0, raw_len)
+            return _Line(no, depth, text, "fixed", ind, _ENTRY_COL, raw_len)
+        if _ENTRY.match(body):  # a dispatch node entry whose TAB became spaces
+            return _Line(no, depth, text, "fixed", ind, _ENTRY_COL, raw_len)
         if _PROMPT.match(body):
             return _Line(no, depth, text, "prompt", ind)
         if _FENCE.match(body):
@@ -580,6 +588,25 @@ class _Cleaner:
                 self.counts["old-format"] += 1
                 j += 1
             i = j
+
+    def _shared_headings(self, lines: list[_Line]) -> None:
+        """``address-space shared N times:`` and its ``  - NAME`` list: how a 2021 RFC of
+        mtree_info printed address spaces sharing a root (7.0 prints one heading each)."""
+        for i, line in enumerate(lines):
+            if line.kind != "prose" or not _SHARED.match(line.text.lstrip(" ")):
+                continue
+            j = i + 1
+            while j < len(lines) and lines[j].kind == "prose":
+                m = _SHARED_ITEM.match(lines[j].text)
+                if not m or lines[j].ind <= line.ind:
+                    break
+                lines[j].text = " " * line.ind + "address-space: " + m.group(1)
+                lines[j].kind, lines[j].ind = "heading", line.ind
+                self.counts["old-format"] += 1
+                j += 1
+            if j > i + 1:
+                line.kind = "old-drop"
+                self.counts["old-format"] += 1
 
     def _is_wrapped_tail(self, run: list[_Line], line: _Line) -> bool:
         """Is ``line`` the end of the run's last line that a mail client wrapped off?"""
@@ -633,6 +660,8 @@ class _Cleaner:
             elif line.kind != "blank" and margin < 0:
                 text = " " * -margin + text
                 self.counts["indent"] += 1
+            if line.col == _ENTRY_COL and text.startswith(" " * 8):
+                text = "\t" + text[8:]  # mtree_print_phys_entries prints a TAB first
             texts.append(text)
             nos.append(line.no)
         return [Segment(tuple(texts), tuple(nos), depth, None, elided)]
@@ -645,14 +674,25 @@ class _Cleaner:
         out: list[int] = []
         margin: int | None = None
         pending: list[int] = []  # rows before the first heading
+        first_row = False  # the next row is the first under a heading: a root (column 2)
         for idx, line in enumerate(lines):
             if line.kind == "heading":
                 margin = line.ind
-            elif line.kind == "fixed" and line.text.lstrip(" ")[:1] != "\t":
+                first_row = True
+            elif line.kind == "fixed" and line.col != _ENTRY_COL:
                 if line.col in (1, 2) or margin is None:
                     margin = line.ind - line.col
             elif line.kind in ("range", "cut") and margin is None:
                 pending.append(idx)
+            elif (
+                line.kind == "range"
+                and first_row
+                and not line.text.lstrip().startswith("[")
+                and (line.ind - margin) % 2  # rows pasted one column off their heading
+            ):
+                margin = line.ind - 2
+            if line.kind != "heading" and line.kind != "blank":
+                first_row = False
             out.append(margin if margin is not None else 0)
         if pending:
             base = min(lines[i].ind for i in pending) - 2

@@ -114,6 +114,43 @@ def test_latin1_quoted_printable_no_break_space():
     assert reading.cleaned.counts["nbsp"] > 0
 
 
+def test_dispatch_tree_whose_tabs_became_spaces():
+    """`info mtree -f -d` pasted through a client that turned its TABs into spaces, then
+    quoted, with the rows one column off (as in a 2020 qemu-devel reply)."""
+    src = REPO / "samples/qemu/x86_64-q35/info-mtree-f-d.txt"
+    text = src.read_text()
+    assert "\t" in text
+    paste = quote(
+        "\n".join(" " + ln if ln[:1] == " " else ln for ln in text.expandtabs(8).split("\n"))
+    )
+    assert printed(parse_text(paste)) == printed(parse_text(text))
+
+
+def _shared(text: str) -> str:
+    """Grouped headings as a 2021 RFC of mtree_info printed them."""
+    out, group = [], []
+    for line in [*text.split("\n"), ""]:
+        if line.startswith("address-space: "):
+            group.append(line.removeprefix("address-space: "))
+            continue
+        if len(group) > 1:
+            out.append(f"address-space shared {len(group)} times:")
+            out.extend(f"  - {name}" for name in group)
+        elif group:
+            out.append(f"address-space: {group[0]}")
+        group = []
+        out.append(line)
+    return "\n".join(out[:-1])
+
+
+@pytest.mark.parametrize("src", TREES[:4], ids=_id)
+def test_shared_address_space_list_of_the_2021_rfc(src):
+    text = src.read_text()
+    paste = indent(_shared(text), "  ")
+    assert "address-space shared" in paste
+    assert printed(parse_text(paste)) == printed(parse_text(text))
+
+
 def test_qmp_array_of_replies_is_read_as_the_dumps_they_carry():
     tree = (REPO / "samples/vfio/q35-base/info-mtree.txt").read_text()
     flat = (REPO / "samples/vfio/q35-base/info-mtree-f.txt").read_text()
