@@ -124,6 +124,8 @@ _ELISION = re.compile(
     re.IGNORECASE,
 )
 _FENCE = re.compile(r"^(?:```|~~~)")
+_ADDR32 = re.compile(r"()([0-9a-f]{8})-([0-9a-f]{8})( \(prio )")
+_ADDR32_ALIAS = re.compile(r"(\): alias .* @\S+ )([0-9a-f]{8})-([0-9a-f]{8})((?: \[disabled\])?$)")
 _SHARED = re.compile(r"address-space shared \d+ times:$")
 _SHARED_ITEM = re.compile(r" *- (\S.*)$")
 _OLD_HEADINGS = {"memory": "address-space: memory", "I/O": "address-space: I/O"}
@@ -536,6 +538,10 @@ class _Cleaner:
             if _RANGE.match(rest.lstrip(" ")):
                 return _Line(no, depth, text, "range", ind, 0, raw_len)
         if _RANGE.match(body):
+            if body[8] == "-" and _ADDR32.match(body):
+                # QEMU < 1.3 on a 32-bit target printed target_phys_addr_t as %08x
+                text = text[:ind] + _ADDR32_ALIAS.sub(_pad32, _ADDR32.sub(_pad32, body, 1), 1)
+                self.counts["old-format"] += 1
             return _Line(no, depth, text, "range", ind, 0, raw_len)
         m = _FIXED.match(body)
         if m:
@@ -702,6 +708,10 @@ class _Cleaner:
             for i in range(first_head):
                 out[i] = base
         return out
+
+
+def _pad32(m: re.Match[str]) -> str:
+    return m.group(1) + f"{int(m.group(2), 16):016x}-{int(m.group(3), 16):016x}" + m.group(4)
 
 
 def _cut_short(head: str) -> bool:

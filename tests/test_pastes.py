@@ -370,6 +370,17 @@ def test_qemu_1x_type_letters_print_back_as_they_were():
     ]
 
 
+def test_qemu_1x_32bit_target_addresses_of_8_digits():
+    """QEMU < 1.3 printed target_phys_addr_t with %08x on 32-bit targets (sh4, xtensa,
+    arm): the same tree with 8-digit addresses reads as with 16."""
+    text = (FIXTURES / "qemu-1.x-letters.txt").read_text()
+    text = text.replace("7ffffffffffffffe", "00000000ffffffff")
+    narrow = re.sub(r"\b0{8}([0-9a-f]{8})\b", r"\1", text)
+    assert "\n  000a0000-000bffff (prio 1, RW)" in narrow
+    reading = read_text_dumps(narrow, "narrow")
+    assert printed(reading.dumps) == printed(parse_text(text))
+
+
 # ------------------------------------------------------------------ what stays an error
 
 
