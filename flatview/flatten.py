@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .model import (
     U64,
+    UNPASTED_ROOT,
     FlatRange,
     FlatView,
     FlatViewAS,
@@ -140,6 +141,8 @@ class _Renderer:
             elif clip[0] < clip[1]:
                 self._unpasted(mr, clip, base)
             return
+        if mr.name == UNPASTED_ROOT and mr.line is not None and mr.subregions:
+            self._unpasted_parent(mr, base)
         for child in self.know.render_order(mr):
             self.render(view, child, base, clip, ro, nv)
         for first, other, why in self.know.overlaps(mr):
@@ -161,6 +164,24 @@ class _Renderer:
                     f"the guest sees {alias.alias.target_name!r} from offset "
                     f"{alias.alias.offset + clip[0] - base:#x}, whose section was not pasted",
                     "left out of the view above: paste 'info mtree' whole to decide",
+                ),
+            )
+        )
+
+    def _unpasted_parent(self, mr: MemoryRegion, base: int) -> None:
+        """Rows pasted without the region that holds them: between and around them the
+        parent may render its own MMIO or RAM, or nothing (a pure container)."""
+        lo = min(base + c.addr for c in mr.subregions)
+        hi = max(base + c.addr + c.size for c in mr.subregions)
+        self.ambiguities.append(
+            Ambiguity(
+                "parent not pasted",
+                mr.subregions,
+                lo,
+                hi,
+                (
+                    "nothing between the pasted rows: their parent is a pure container",
+                    "the parent's own MMIO or RAM between them: paste its line to decide",
                 ),
             )
         )

@@ -236,6 +236,9 @@ def test_rows_with_several_roots_get_a_root_that_was_not_pasted():
     root = dump.address_spaces[0].root
     assert root.type == "container" and root.size == 1 << 64
     assert [format_region(mr, depth) for mr, depth in walk(root)][1:] == children
+    (amb,) = [a for a in flatten(dump).ambiguities if a.kind == "parent not pasted"]
+    assert amb.regions == root.subregions
+    assert amb.start == min(c.start for c in root.subregions)
 
 
 @pytest.mark.parametrize("src", TREES, ids=_id)
