@@ -652,9 +652,10 @@ def _explain(
         if b.is_io and b.size is None and b.address is None:
             out.append(
                 f"BAR {b.index} is an I/O BAR the host left unassigned (lspci <unassigned>): "
-                f"VFIO may then report it empty, and QEMU accepts bar{b.index} as a new BAR "
-                "instead of refusing it (reported on qemu-devel in December 2017 on a POWER "
-                "host; mpt3sas then failed to probe)"
+                f"QEMU refuses bar{b.index} for an I/O BAR, as the table says; but where VFIO "
+                f"reports such a BAR as empty, QEMU took bar{b.index} as a new BAR instead "
+                "(reported on qemu-devel in December 2017 on a POWER host; mpt3sas then "
+                "failed to probe): do not use it"
             )
     used = {s for b in dev.bars if b.size or b.is_io for s in b.slots}
     if dev.msix is not None and used >= set(range(PCI_ROM_SLOT)):
@@ -713,17 +714,19 @@ def _recommended(
     """The option to paste: one QEMU accepts under every possibility the input leaves
     open when there is one; else the best one, with the conditions it needs."""
     dev = facts.device
-    assumed = tuple(str(f) for f in facts.assumptions) + tuple(
-        f"BAR {b.index} guest address: assumed off a {size_text(page)} boundary (the worst "
-        f"case: a BAR smaller than a host page is direct-mapped only on a page boundary, "
-        "and the input does not say where the guest puts it)"
+    assumed = tuple(
+        f"{f.what} = {f.value}: {f.source.removeprefix('assumed: ')}" for f in facts.assumptions
+    ) + tuple(
+        f"BAR {b.index} guest address = off a {size_text(page)} boundary: the worst case (a "
+        "BAR smaller than a host page is direct-mapped only on a page boundary, and the "
+        "input does not say where the guest puts it)"
         for b in dev.bars
         if b.size and not b.is_io and b.size < page and b.index not in facts.guest_bases
     )
     if facts.observed is None and not facts.emulated:
         assumed += (
-            "mmap: assumed on (no x-no-mmap=on, no INTx pending); only a dump of the "
-            "running guest shows it",
+            "mmap = on (no x-no-mmap=on, no INTx pending): only a dump of the running "
+            "guest shows it",
         )
     none = Recommended(None, 0, 0, assumed)
     if dev.msix is None or no_mmap or era != "E2":

@@ -301,8 +301,9 @@ def advise_on(
             why = fact_changes(b.facts, a.facts) or [
                 "the input's other sources place or size the BARs differently"
             ]
+            alone = "the dump" if kind == "dump" else kind
             changed.append(
-                f"the {kind} alone gives {_opt(b.recommended.option)}; the whole input gives "
+                f"{alone} alone gives {_opt(b.recommended.option)}; the whole input gives "
                 f"{_opt(a.recommended.option)} because " + "; ".join(why)
             )
         out.append(replace(a, changed=tuple(changed)) if changed else a)

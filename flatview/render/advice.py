@@ -141,9 +141,10 @@ def advice_text(advice: Sequence[DeviceAdvice], wide: bool = False) -> str:
                 f"{msix.pba_offset:#x} ({msix.pba_size} bytes)"
             )
         for f in a.facts.provenance:
-            if f.source.startswith(("inferred", "assumed")):
-                word, _, why = f.source.partition(": ")
-                o.text(f"{word}: {f.what} = {f.value}: {why}")
+            if f.source.startswith("inferred"):
+                o.text(f"inferred: {f.what} = {f.value}: {f.source.removeprefix('inferred: ')}")
+        for assumption in a.recommended.assumptions if a.recommended else ():
+            o.text(f"assumed: {assumption}")
         o.text(a.headline)
         limit = 64 if wide else 3
         rows = [_bar_row(b, "dump", limit) for b in a.observed]
