@@ -445,9 +445,10 @@ class _Cleaner:
 
     def __init__(self, counts: Counter[str]) -> None:
         self.counts = counts
+        self._memo: dict[str, tuple[_Line, tuple[str, ...]]] = {}
 
     def run(self, numbered: list[tuple[int, str]]) -> list[Segment]:
-        lines = [self._classify(no, raw) for no, raw in numbered]
+        lines = [self._classified(no, raw) for no, raw in numbered]
         self._old_format(lines)
         self._shared_headings(lines)
         out: list[Segment] = []
@@ -485,6 +486,7 @@ class _Cleaner:
                 kind in ("range", "cut")
                 and run
                 and line.depth == depth
+                and line.ind <= run[0].ind  # cheap first: the margin is at most that
                 and line.ind <= _run_margin(run)
                 and self._is_wrapped_tail(run, line)
             ):
@@ -503,6 +505,21 @@ class _Cleaner:
             flush()
         flush()
         return out
+
+    def _classified(self, no: int, raw: str) -> _Line:
+        """:meth:`_classify`, once per distinct line (dumps repeat their lines)."""
+        hit = self._memo.get(raw)
+        if hit is None:
+            before = Counter(self.counts)
+            line = self._classify(no, raw)
+            changed = tuple(k for k in self.counts if self.counts[k] != before[k])
+            memo = _Line(no, line.depth, line.text, line.kind, line.ind, line.col, line.raw_len)
+            self._memo[raw] = (memo, changed)  # a copy: later passes rewrite lines
+            return line
+        line, changed = hit
+        for k in changed:
+            self.counts[k] += 1
+        return _Line(no, line.depth, line.text, line.kind, line.ind, line.col, line.raw_len)
 
     def _classify(self, no: int, raw: str) -> _Line:
         depth = 0
@@ -657,20 +674,24 @@ class _Cleaner:
                 joined.append(line)
         margins = self._margins(joined)
         texts: list[str] = []
-        nos: list[int] = []
+        moved = 0
         for line, margin in zip(joined, margins, strict=True):
             text = line.text
-            if line.kind != "blank" and margin:
-                text = text[margin:] if text[:margin].strip() == "" else text.lstrip(" ")
-                self.counts["indent"] += 1
-            elif line.kind != "blank" and margin < 0:
-                text = " " * -margin + text
-                self.counts["indent"] += 1
-            if line.col == _ENTRY_COL and text.startswith(" " * 8):
+            if margin and text:
+                moved += 1
+                if margin < 0:
+                    text = " " * -margin + text
+                elif text.startswith(" " * margin):
+                    text = text[margin:]
+                else:
+                    text = text.lstrip(" ")
+            if line.col == _ENTRY_COL and text.startswith("        "):
                 text = "\t" + text[8:]  # mtree_print_phys_entries prints a TAB first
             texts.append(text)
-            nos.append(line.no)
-        return [Segment(tuple(texts), tuple(nos), depth, None, elided)]
+        if moved:
+            self.counts["indent"] += moved
+        nos = tuple(line.no for line in joined)
+        return [Segment(tuple(texts), nos, depth, None, elided)]
 
     @staticmethod
     def _margins(lines: list[_Line]) -> list[int]:

@@ -229,6 +229,14 @@ def test_tree_rows_without_heading_are_an_unnamed_address_space(src):
     assert f"address-space: {UNNAMED_AS}" in format_dump(dump)
 
 
+def test_rows_pasted_without_their_indentation_of_two():
+    """Flat rows whose two leading spaces were lost (a web page, a chat client)."""
+    src = REPO / "samples/vfio/q35-base/info-mtree-f.txt"
+    _, rows = flat_rows(src.read_text())
+    (dump,) = parse_text("\n".join(r.lstrip(" ") for r in rows) + "\n")
+    assert [format_range(r) for r in dump.views[0].ranges] == rows
+
+
 def test_rows_with_several_roots_get_a_root_that_was_not_pasted():
     _, rows = tree_rows((REPO / "samples/qemu/x86_64-q35/info-mtree.txt").read_text())
     children = [r[2:] for r in rows[1:]]  # the subregions of `system`, one level up
