@@ -128,7 +128,6 @@ _ADDR32 = re.compile(r"()([0-9a-f]{8})-([0-9a-f]{8})( \(prio )")
 _ADDR32_ALIAS = re.compile(r"(\): alias .* @\S+ )([0-9a-f]{8})-([0-9a-f]{8})((?: \[disabled\])?$)")
 _SHARED = re.compile(r"address-space shared \d+ times:$")
 _SHARED_ITEM = re.compile(r" *- (\S.*)$")
-_OLD_HEADINGS = {"memory": "address-space: memory", "I/O": "address-space: I/O"}
 # A joined line must still read as a complete region or heading line.
 _FULL_RANGE = re.compile(
     r"^(?:\[DETECTED OVERFLOW!\] )? +(?:\[DETECTED OVERFLOW!\] )?"
@@ -578,39 +577,50 @@ class _Cleaner:
         return _Line(no, depth, text, "prose", ind, 0, raw_len)
 
     def _old_format(self, lines: list[_Line]) -> None:
-        """QEMU 1.x: ``memory`` then the tree with its root in column 0, ``I/O`` and its
-        tree, ``aliases`` then each alias target's name and tree (mtree_info of 1.x)."""
+        """QEMU 1.x (mtree_info before ``address-space:`` headings): each address space's
+        name alone (``memory``, ``I/O``; later every AddressSpace's name), its tree with
+        the root in column 0, then ``aliases`` and each alias target's name and tree, all
+        without an empty line.  Names before ``aliases`` are address spaces, after it
+        ``memory-region:`` sections."""
         n = len(lines)
         i = 0
         while i < n:
             line = lines[i]
-            if not (line.kind == "prose" and line.text.strip() == "memory"):
-                i += 1
-                continue
             nxt = lines[i + 1] if i + 1 < n else None
-            if nxt is None or nxt.kind != "range" or nxt.ind != line.ind:
+            if (
+                line.kind != "prose"
+                or nxt is None
+                or nxt.kind != "range"
+                or nxt.ind != line.ind
+                or nxt.depth != line.depth
+            ):
                 i += 1
                 continue
             margin, depth = line.ind, line.depth
-            j = i
-            while j < n and lines[j].depth == depth and lines[j].kind != "blank":
-                cur = lines[j]
+            end = i
+            while end < n and lines[end].depth == depth and lines[end].kind != "blank":
+                end += 1
+            block = lines[i:end]
+            if not any(b.kind == "prose" and b.text.strip() == "aliases" for b in block):
+                i += 1  # prose before column-0 rows (a paste that lost its indentation)
+                continue
+            heading = "address-space: "
+            for j, cur in enumerate(block):
                 name = cur.text[margin:] if cur.ind >= margin else cur.text.strip()
-                after = lines[j + 1] if j + 1 < n else None
-                opens = after is not None and after.kind == "range" and after.ind == margin
+                after = block[j + 1] if j + 1 < len(block) else None
                 if cur.kind == "range":
                     cur.text = "  " + cur.text
                     cur.ind += 2
                 elif cur.kind == "prose" and name == "aliases":
                     cur.kind = "old-drop"
-                elif cur.kind == "prose" and opens:
-                    cur.text = " " * margin + _OLD_HEADINGS.get(name, "memory-region: " + name)
+                    heading = "memory-region: "
+                elif cur.kind == "prose" and after is not None and after.kind == "range":
+                    cur.text = " " * margin + heading + name
                     cur.kind = "heading"
                 else:
                     break
                 self.counts["old-format"] += 1
-                j += 1
-            i = j
+            i = end
 
     def _shared_headings(self, lines: list[_Line]) -> None:
         """``address-space shared N times:`` and its ``  - NAME`` list: how a 2021 RFC of

@@ -199,6 +199,18 @@ def old_format(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def ungrouped(text: str) -> str:
+    """Before QEMU 7.0 every address space printed its own tree: the grouped headings of
+    a later dump, each with its own copy of the tree."""
+    out = []
+    for block in text.strip("\n").split("\n\n"):
+        lines = block.split("\n")
+        heads = [ln for ln in lines if ln.startswith("address-space: ")]
+        body = [ln for ln in lines if not ln.startswith("address-space: ")]
+        out.extend("\n".join([h, *body]) for h in heads) if heads else out.append(block)
+    return "\n\n".join(out) + "\n"
+
+
 def main(folder: str) -> None:
     dest = Path(folder)
     dest.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ from pastes_corpus import (
     quote,
     same_model_items,
     tree_rows,
+    ungrouped,
     without_sections,
 )
 
@@ -360,6 +361,15 @@ def test_qemu_1x_bare_memory_heading(src):
     reading = read_text_dumps(mail(old), "1.x")
     assert printed(reading.dumps) == printed(parse_text(modern))
     assert reading.cleaned.counts["old-format"] > 0
+
+
+@pytest.mark.parametrize("src", TREES[:4], ids=_id)
+def test_qemu_1x_every_address_space_by_its_bare_name(src):
+    """QEMU 1.6-2.0 printed every AddressSpace's name alone, its tree in column 0."""
+    modern = ungrouped(src.read_text())
+    old = old_format(modern)
+    assert "\naliases\n" in old
+    assert printed(parse_text(quote(old))) == printed(parse_text(modern))
 
 
 def test_qemu_1x_type_letters_print_back_as_they_were():
