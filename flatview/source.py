@@ -126,6 +126,7 @@ _ELISION = re.compile(
 _FENCE = re.compile(r"^(?:```|~~~)")
 _ADDR32 = re.compile(r"()([0-9a-f]{8})-([0-9a-f]{8})( \(prio )")
 _ADDR32_ALIAS = re.compile(r"(\): alias .* @\S+ )([0-9a-f]{8})-([0-9a-f]{8})((?: \[disabled\])?$)")
+_EMBEDDED = re.compile(r"(?:0x)?[0-9a-f]{16}-(?:0x)?[0-9a-f]{16} \(prio -?\d+, ")
 _SHARED = re.compile(r"address-space shared \d+ times:$")
 _SHARED_ITEM = re.compile(r" *- (\S.*)$")
 # A joined line must still read as a complete region or heading line.
@@ -258,7 +259,7 @@ def clean(text: str, file: str = "-") -> Cleaned:
     for part, zone in _zones(numbered, counts) if _maybe_diff(norm) else [(None, numbered)]:
         segs += [
             Segment(s.lines, s.linenos, s.quote_depth, part, s.elided)
-            for s in _Cleaner(counts).run(zone)
+            for s in _Cleaner(counts, file).run(zone)
         ]
     return Cleaned(tuple(_trimmed(segs)), {k: v for k, v in counts.items() if v})
 
@@ -442,8 +443,9 @@ class _Line:
 class _Cleaner:
     """Turn numbered physical lines into runs of dump lines (see the module docstring)."""
 
-    def __init__(self, counts: Counter[str]) -> None:
+    def __init__(self, counts: Counter[str], file: str) -> None:
         self.counts = counts
+        self.file = file
         self._memo: dict[str, tuple[_Line, tuple[str, ...]]] = {}
 
     def run(self, numbered: list[tuple[int, str]]) -> list[Segment]:
@@ -500,6 +502,14 @@ class _Cleaner:
             if run and line.depth == depth and self._is_wrapped_tail(run, line):
                 run.append(_Line(line.no, line.depth, line.text, "tail", line.ind, 0, line.raw_len))
                 continue
+            if _EMBEDDED.search(line.text):
+                # a region line behind other text (a table, a chat log, a bullet): never
+                # dropped in silence
+                raise SourceError(
+                    SourceLocation(self.file, line.no),
+                    "region line inside other text, cannot be read",
+                    line.text.strip(),
+                )
             self.counts["prose"] += 1
             flush()
         flush()

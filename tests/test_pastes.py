@@ -426,6 +426,17 @@ def test_dump_cut_mid_line_is_an_error_on_that_line(last, why, form):
     assert exc.value.loc.line == src.count("\n") + 2
 
 
+@pytest.mark.parametrize("wrap", ["| {} |", "* {}", "[12:01] <dev> {}"])
+def test_region_line_behind_other_text_is_an_error_not_dropped(wrap):
+    src = (REPO / "samples/vfio/q35-base/info-mtree-f.txt").read_text()
+    lines = src.split("\n")
+    n = next(i for i, ln in enumerate(lines) if ln.startswith("  0000"))
+    lines[n] = wrap.format(lines[n].strip())
+    with pytest.raises(SourceError) as exc:
+        parse_text("\n".join(lines), "table.txt")
+    assert exc.value.loc.line == n + 1
+
+
 def test_bom_is_not_blamed_on_any_line(tmp_path):
     src = REPO / "samples/qemu/x86_64-q35/info-mtree.txt"
     path = tmp_path / "bom.txt"
