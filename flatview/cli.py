@@ -10,14 +10,16 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from . import __version__, api
+from . import __version__
 from .errors import FlatviewError, UsageError
-from .model import FlatDump, MemoryRegion, MtreeDump, walk
-from .render import json as json_render
-from .render import qemu as qemu_render
-from .render import table as table_render
-from .vfio import OPTIONS, kernel_era
+
+if TYPE_CHECKING:
+    from .model import FlatDump, MemoryRegion, MtreeDump
+
+# Each command imports what it uses when it runs (lark for dumps, tabulate for tables),
+# so `flatview --help` and usage errors pay for argparse only.
 
 EXIT_OK = 0
 EXIT_FINDING = 1
@@ -32,6 +34,15 @@ def _add_input(p: argparse.ArgumentParser, many: bool = False) -> None:
     else:
         p.add_argument("file", metavar="FILE", help="dump file ('-' for stdin)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _relocation_option(value: str) -> str:
+    from .vfio import OPTIONS  # only when the option is given: --help stays light
+
+    if value not in OPTIONS:
+        choices = ", ".join(repr(o) for o in OPTIONS)
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {choices})")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,13 +146,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--emit-mtree",
         metavar="OPTION",
-        choices=OPTIONS,
-        help="print the simulated 'info mtree' for an x-msix-relocation option",
+        type=_relocation_option,
+        help="print the simulated 'info mtree' for an x-msix-relocation option "
+        "(off, auto, bar0 to bar5)",
     )
     p.add_argument(
         "--emit-flat",
         metavar="OPTION",
-        choices=OPTIONS,
+        type=_relocation_option,
         help="print the simulated 'info mtree -f' for an x-msix-relocation option",
     )
 
@@ -217,16 +229,24 @@ def _add_diff_parsers(sub) -> None:
 
 
 def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+
     reading = api.load_reading(args.file)
     dumps, cleaned = reading.dumps, reading.cleaned
     if args.json:
+        from .render import json as json_render
+
         payload = {
             "dumps": [json_render.to_data(d) for d in dumps],
             "cleanup": {"skipped": cleaned.skipped, "lines": dict(sorted(cleaned.counts.items()))},
         }
         return json_render.dumps_json("parse", payload), EXIT_OK
     if args.format == "qemu":
+        from .render import qemu as qemu_render
+
         return "\n".join(qemu_render.format_dump(d) for d in dumps), EXIT_OK
+    from .render import table as table_render
+
     lines = [table_render.dump_summary(dumps)]
     lines.extend(table_render.cleanup_text(cleaned.counts, cleaned.skipped))
     for d in dumps:
@@ -235,6 +255,8 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+
     dumps = api.load(args.file)
     if args.dump:
         dumps = [
@@ -245,6 +267,8 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
         return _flatten_one(args, *pairs[0])
     outs = [_flatten_one(args, tree, flats) for tree, flats in pairs]
     if args.json:
+        from .render import json as json_render
+
         docs = []
         for (t, _), (o, _) in zip(pairs, outs, strict=True):
             doc = json.loads(o)
@@ -260,6 +284,8 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
 def _trees_with_flats(dumps: list) -> list[tuple[MtreeDump, list[FlatDump]]]:
     """Every tree of a text, each with QEMU's own flat view of the same machine when the
     text gives one next to it (``info mtree`` and ``info mtree -f`` taken together)."""
+    from . import api
+
     trees, _ = api.split_kinds(dumps)
     if not trees:
         raise UsageError("no 'info mtree' tree in the input (flatten needs a tree)")
@@ -274,6 +300,9 @@ def _trees_with_flats(dumps: list) -> list[tuple[MtreeDump, list[FlatDump]]]:
 
 
 def _flatten_one(args: argparse.Namespace, tree: MtreeDump, flats: list[FlatDump]):
+    from . import api
+    from .render import table as table_render
+
     result = api.flatten(tree, [] if args.no_learn else flats)
     views = result.views
     if args.address_spaces:
@@ -281,6 +310,8 @@ def _flatten_one(args: argparse.Namespace, tree: MtreeDump, flats: list[FlatDump
         views = tuple(v for v in views if wanted & set(v.names) or v.root in wanted)
         if not views:
             raise UsageError(f"no address space named {', '.join(sorted(wanted))}")
+    if args.json:
+        from .render import json as json_render
     if args.region:
         from .visibility import visibility
 
@@ -293,6 +324,8 @@ def _flatten_one(args: argparse.Namespace, tree: MtreeDump, flats: list[FlatDump
         payload["views"] = [json_render.flatview(v) for v in views]
         return json_render.dumps_json("flatten", payload), EXIT_OK
     if args.format == "qemu":
+        from .render import qemu as qemu_render
+
         out = "".join(
             "\n".join(qemu_render.format_flatview(v, _flat_variant(tree, flats))) + "\n\n"
             for v in views
@@ -315,6 +348,8 @@ def _flat_variant(tree: MtreeDump, flats: list[FlatDump]):
 
 
 def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
+    from .model import walk
+
     parents: dict[int, MemoryRegion] = {}
     for root in tree.roots():
         for mr, _ in walk(root):
@@ -324,9 +359,12 @@ def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
 
 
 def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
     from .infopci import parse_info_pci
     from .lspci import parse_lspci
     from .render import advice as advice_render
+    from .render import json as json_render
+    from .vfio import kernel_era
 
     if args.file is None:
         text, name = api.bundled_sample()
@@ -351,6 +389,8 @@ def _emit(args: argparse.Namespace, facts, sizes: list[int], era: str) -> tuple[
     """--emit-mtree / --emit-flat: the simulated stacks, each device and page size (both
     kinds when both are asked for; JSON with --json)."""
     from .advisor import simulate
+    from .render import json as json_render
+    from .render import qemu as qemu_render
 
     out, data = [], []
     for f in facts:
@@ -387,6 +427,8 @@ def _emit(args: argparse.Namespace, facts, sizes: list[int], era: str) -> tuple[
 
 
 def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+
     dumps = [d for f in args.files for d in api.load(f)]
     trees, flats = api.split_kinds(dumps)
     if len(trees) != len(flats) or not trees:
@@ -397,8 +439,12 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
     reports = [api.check(t, f, learn=not args.no_learn) for t, f in zip(trees, flats, strict=True)]
     bad = any(not r.ok for r in reports)
     if args.json:
+        from .render import json as json_render
+
         payload = {"ok": not bad, "pairs": [json_render.to_data(r) for r in reports]}
         return json_render.dumps_json("check", payload), EXIT_FINDING if bad else EXIT_OK
+    from .render import table as table_render
+
     lines = []
     for t, f, r in zip(trees, flats, reports, strict=True):
         lines.append(
@@ -412,6 +458,7 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _sides(args: argparse.Namespace):
+    from . import api
     from .diff import load_side
 
     if args.first == "-" and args.second == "-":
@@ -428,6 +475,7 @@ def _sides(args: argparse.Namespace):
 
 def _diff_paste_sides(args: argparse.Namespace):
     """One input holding a diff of two dumps: its before and after sides."""
+    from . import api
     from .diff import side_from_dumps
 
     dumps = api.load(args.first)
@@ -447,6 +495,7 @@ def _diff_paste_sides(args: argparse.Namespace):
 def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
     from .diff import diff
     from .render import diff as diff_render
+    from .render import json as json_render
 
     (before, after), sizes = _sides(args)
     devices = [d if d.count(":") != 1 else f"0000:{d}" for d in args.device]
@@ -457,8 +506,10 @@ def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
     from .gate import gate, parse_allow
     from .render import diff as diff_render
+    from .render import json as json_render
     from .render.junit import junit_xml
 
     rules = parse_allow(api.read_text(args.allow), args.allow) if args.allow else ()

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .parse import Owner
-
 __all__ = [
     "U64",
     "UNNAMED_AS",
@@ -34,6 +32,20 @@ __all__ = [
     "Variant",
     "walk",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The ``-o`` suffix of a line (``mtree_print_mr_owner``): owner and QOM parent.
+
+    ``text`` is the suffix exactly as printed, kept so the line can be printed back.
+    """
+
+    text: str
+    owner: str | None = None  # e.g. "dev id=nvme0", "obj path=/objects/pc.ram"
+    parent: str | None = None
+    orphan: bool = False
+
 
 # The name given to an address space whose `address-space:` heading was not pasted, and
 # to the root of pasted tree rows that have several roots (their parent was not pasted).

@@ -4,6 +4,7 @@ of the lines QEMU prints, and the runs it returns (:class:`Segment`, :class:`Cle
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 DROPPED = ("elision", "prose", "prompt", "fence", "diff-header")
@@ -109,7 +110,7 @@ class Segment:
     lines of the run were elided by whoever pasted it (what it holds is partial)."""
 
     lines: tuple[str, ...]
-    linenos: tuple[int, ...]
+    linenos: Sequence[int]  # a range when the lines are the input's lines one for one
     quote_depth: int = 0
     part: str | None = None
     elided: bool = False
