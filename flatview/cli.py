@@ -285,6 +285,7 @@ def _trees_with_flats(dumps: list) -> list[tuple[MtreeDump, list[FlatDump]]]:
     """Every tree of a text, each with QEMU's own flat view of the same machine when the
     text gives one next to it (``info mtree`` and ``info mtree -f`` taken together)."""
     from . import api
+    from .model import FlatDump, MtreeDump
 
     trees, _ = api.split_kinds(dumps)
     if not trees:
