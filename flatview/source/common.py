@@ -36,7 +36,7 @@ DUMP_LINE = (
     r"| Root memory region: |  No rendered FlatView|  Dispatch$|    Physical sections$"
     r"|      #\d+ @|    Nodes \(|      \[\d+\]$|\t[ \d.]+ skip="
     r"|(?:\[DETECTED OVERFLOW!\] )? +(?:\[DETECTED OVERFLOW!\] )?"
-    r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio ))"
+    r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio |(?:0x)?[0-9a-fA-F]{17,}-))"
 )
 IS_DUMP = re.compile(DUMP_LINE)
 PROMPT = re.compile(r"^\(qemu\)")
@@ -57,7 +57,7 @@ OVF = "[DETECTED OVERFLOW!] "
 # A dispatch node entry (mtree_print_phys_entries: "\t%3d..%-4d  skip=%d  ptr=...")
 ENTRY = re.compile(r"\d+(?:\.\.\d+)? +skip=\d+ +ptr=")
 ENTRY_COL = 8
-RANGE = re.compile(r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio )")
+RANGE = re.compile(r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio |(?:0x)?[0-9a-fA-F]{17,}-)")
 # A line cut inside its first address (only inside a run: a lone hex number is prose).
 CUT_ADDR = re.compile(r"(?:0x)?[0-9a-f]{9,}-?$")
 ELISION = re.compile(
