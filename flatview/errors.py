@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FlatviewError", "SourceError", "SourceLocation", "UsageError"]
+__all__ = [
+    "FlatviewError",
+    "FlatviewWarning",
+    "SourceError",
+    "SourceLocation",
+    "UsageError",
+    "warn",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +53,16 @@ class SourceError(FlatviewError):
             # One line, always: control characters (binary junk) are shown escaped.
             out += ": " + repr(shown)
         return out
+
+
+class FlatviewWarning(UserWarning):
+    """Something QEMU would never print but flatview can still read (a mangled dump?).
+
+    The CLI prints each on stderr, one line, and leaves the exit status as it is."""
+
+
+def warn(msg: str) -> None:
+    """Report a :class:`FlatviewWarning` (``file:line: what``) through :mod:`warnings`."""
+    import warnings
+
+    warnings.warn(msg, FlatviewWarning, stacklevel=2)
