@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 import warnings
@@ -110,6 +111,15 @@ def _parser() -> argparse.ArgumentParser:
         help="ignore QEMU's own flat view in the input when deciding what terminates",
     )
     _add_qemu_version(p)
+    p.add_argument(
+        "--dump",
+        action="append",
+        type=int,
+        default=[],
+        metavar="LINE",
+        help="only the tree starting at this line, as 'flatview parse' lists them "
+        "(repeatable; default: every tree in the input)",
+    )
 
     p = sub.add_parser("advise", help="MSI-X page loss and relocation options per device")
     p.add_argument(
@@ -231,7 +241,13 @@ def _add_page_device_options(p: argparse.ArgumentParser) -> None:
 
 def _add_compare_options(p: argparse.ArgumentParser, first: str, second: str) -> None:
     p.add_argument("first", metavar=first.upper(), help="dump file ('-' for stdin)")
-    p.add_argument("second", metavar=second.upper(), help="dump file ('-' for stdin)")
+    p.add_argument(
+        "second",
+        metavar=second.upper(),
+        nargs="?",
+        help=f"dump file ('-' for stdin); without it, {first.upper()} is a diff of two "
+        "dumps (' ', '+', '-' lines) holding both",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _add_wide(p)
     _add_page_device_options(p)
@@ -284,23 +300,18 @@ def _add_diff_parsers(sub) -> None:
     _add_page_device_options(p)
 
 
-def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
-    from . import api
-
-    trees, flats = api.split_kinds(dumps)
-    if not trees:
-        raise UsageError("no 'info mtree' tree in the input (flatten needs a tree)")
-    return trees[0], flats
-
-
 def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
     from . import api
 
-    dumps = api.load(args.file)
+    reading = api.load_reading(args.file)
+    dumps, cleaned = reading.dumps, reading.cleaned
     if args.json:
         from .render import json as json_render
 
-        payload = {"dumps": [json_render.to_data(d) for d in dumps]}
+        payload = {
+            "dumps": [json_render.to_data(d) for d in dumps],
+            "cleanup": {"skipped": cleaned.skipped, "lines": dict(sorted(cleaned.counts.items()))},
+        }
         return json_render.dumps_json("parse", payload), EXIT_OK
     if args.format == "qemu":
         from .render import qemu as qemu_render
@@ -309,6 +320,7 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
     from .render import table as table_render
 
     lines = [table_render.dump_summary(dumps, _width(args))]
+    lines.extend(table_render.cleanup_text(cleaned.counts, cleaned.skipped))
     for d in dumps:
         lines.extend(wrap_lines(getattr(d, "diagnostics", ()), _width(args)))
     return "\n".join(lines) + "\n", EXIT_OK
@@ -316,9 +328,54 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
 
 def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
     from . import api
+
+    dumps = api.load(args.file)
+    if args.dump:
+        dumps = [
+            d for n in dict.fromkeys(args.dump) for d in api.select_dumps(dumps, args.file, [n])
+        ]
+    pairs = _trees_with_flats(dumps)
+    if len(pairs) == 1:
+        return _flatten_one(args, *pairs[0])
+    outs = [_flatten_one(args, tree, flats) for tree, flats in pairs]
+    if args.json:
+        from .render import json as json_render
+
+        docs = []
+        for (t, _), (o, _) in zip(pairs, outs, strict=True):
+            doc = json.loads(o)
+            doc = {k: v for k, v in doc.items() if k not in ("schema_version", "command")}
+            docs.append({"file": t.file, "line": t.line, **doc})
+        return json_render.dumps_json("flatten", {"dumps": docs}), EXIT_OK
+    return "".join(
+        f"# info mtree at {t.file}:{t.line}\n{o}"
+        for (t, _), (o, _) in zip(pairs, outs, strict=True)
+    ), EXIT_OK
+
+
+def _trees_with_flats(dumps: list) -> list[tuple[MtreeDump, list[FlatDump]]]:
+    """Every tree of a text, each with QEMU's own flat view of the same machine when the
+    text gives one next to it (``info mtree`` and ``info mtree -f`` taken together)."""
+    from . import api
+    from .model import FlatDump, MtreeDump
+
+    trees, _ = api.split_kinds(dumps)
+    if not trees:
+        raise UsageError("no 'info mtree' tree in the input (flatten needs a tree)")
+    out = []
+    for i, d in enumerate(dumps):
+        if isinstance(d, MtreeDump):
+            near = [x for x in dumps[max(i - 1, 0) : i + 2] if isinstance(x, FlatDump)]
+            if len(trees) == 1:
+                near = [x for x in dumps if isinstance(x, FlatDump)]
+            out.append((d, near[:1]))
+    return out
+
+
+def _flatten_one(args: argparse.Namespace, tree: MtreeDump, flats: list[FlatDump]):
+    from . import api
     from .render import table as table_render
 
-    tree, flats = _tree_and_flats(api.load(args.file))
     result = api.flatten(tree, [] if args.no_learn else flats, args.qemu_version)
     views = result.views
     if args.address_spaces:
@@ -531,11 +588,32 @@ def _sides(args: argparse.Namespace):
     if args.first == "-" and args.second == "-":
         raise UsageError("only one of the two inputs can be '-' (standard input)")
     sizes = api.parse_page_sizes(args.page_size or ["4K"])
+    if args.second is None:
+        return _diff_paste_sides(args), sizes
     sides = load_sides(
         (api.read_text(f), f, lines)
         for f, lines in ((args.first, args.first_dumps), (args.second, args.second_dumps))
     )
     return sides, sizes
+
+
+def _diff_paste_sides(args: argparse.Namespace):
+    """One input holding a diff of two dumps: its before and after sides."""
+    from . import api
+    from .diff import side_from_dumps
+
+    dumps = api.load(args.first)
+    sides = []
+    for part, lines in (("before", args.first_dumps), ("after", args.second_dumps)):
+        mine = [d for d in dumps if d.part == part]
+        if not mine:
+            raise UsageError(
+                f"{args.first}: one input given, but it holds no diff of two dumps "
+                "(' ', '+' and '-' lines); give two inputs"
+            )
+        chosen = api.select_dumps(mine, args.first, lines)
+        sides.append(side_from_dumps(chosen, f"{args.first} ({part})", []))
+    return tuple(sides)
 
 
 def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
