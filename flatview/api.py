@@ -33,6 +33,7 @@ __all__ = [
     "flatten",
     "load",
     "machine",
+    "monitor_pci",
     "parse_page_sizes",
     "parse_text",
     "read_text",
@@ -173,7 +174,7 @@ def gather_devices(
         if "no 'info mtree' dump found" not in exc.msg and "empty input" not in exc.msg:
             raise
         dumps = []
-    pci = list(extra_pci)
+    pci = monitor_pci(text, name) + list(extra_pci)
     if not any(word in text for word in _LSPCI_WORDS):  # a dump alone: skip the lspci pass
         return _gathered(machine(select_dumps(dumps, name, lines) if dumps else [], pci))
     try:
@@ -182,6 +183,18 @@ def gather_devices(
         if "no lspci device information" not in exc.msg or not (dumps or pci):
             raise
     return _gathered(machine(select_dumps(dumps, name, lines) if dumps else [], pci))
+
+
+def monitor_pci(text: str, name: str) -> list[PciDevice]:
+    """The devices of an ``(qemu) info pci`` part of a monitor session in the input (a
+    capture bundle, a pasted session); none when there is no such part or it is empty."""
+    from .infopci import parse_info_pci
+    from .source import monitor_part
+
+    part = monitor_part(text, "info pci")
+    if part is None or not part.strip():
+        return []
+    return parse_info_pci(part, name)
 
 
 # Words every lspci block that says anything about BARs or MSI-X contains.

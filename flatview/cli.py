@@ -7,6 +7,7 @@ Exit status: 0 fine, 1 a finding (a mismatch, a regression), 2 a usage or input 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -27,10 +28,71 @@ Command = Callable[[argparse.Namespace], tuple[str, int]]
 
 def _add_input(p: argparse.ArgumentParser, many: bool = False) -> None:
     if many:
-        p.add_argument("files", nargs="+", metavar="FILE", help="dump files ('-' for stdin)")
+        p.add_argument("files", nargs="*", metavar="FILE", help="dump files ('-' for stdin)")
     else:
-        p.add_argument("file", metavar="FILE", help="dump file ('-' for stdin)")
+        p.add_argument("file", nargs="?", metavar="FILE", help="dump file ('-' for stdin)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_live(p)
+
+
+def _add_live(p: argparse.ArgumentParser) -> None:
+    """--qmp / --domain: capture a running QEMU in place of a FILE (every command that
+    reads dumps takes them; see _inputs)."""
+    g = p.add_argument_group("a running QEMU in place of a FILE (captured on the fly)")
+    g.add_argument("--qmp", metavar="SOCKET", help="QEMU's QMP unix socket (-qmp unix:SOCKET)")
+    g.add_argument("--domain", metavar="NAME", help="a running libvirt domain")
+    g.add_argument("--connect", metavar="URI", help="libvirt URI for --domain (as virsh -c)")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up waiting for QEMU or libvirt after this long (default 10, virsh 30)",
+    )
+
+
+def _capture_live(args: argparse.Namespace):
+    """The bundle of --qmp or --domain, or None when neither is given."""
+    qmp, domain = getattr(args, "qmp", None), getattr(args, "domain", None)
+    if qmp and domain:
+        raise UsageError("give --qmp or --domain, not both")
+    if getattr(args, "connect", None) and not domain:
+        raise UsageError("--connect goes with --domain")
+    timeout = {} if args.timeout is None else {"timeout": args.timeout}
+    if qmp:
+        from .capture.qmp import capture_qmp
+
+        return capture_qmp(qmp, **timeout)
+    if domain:
+        from .capture.libvirt import capture_domain
+
+        return capture_domain(domain, args.connect, **timeout)
+    return None
+
+
+def _inputs(args: argparse.Namespace, files: Sequence[str | None], need: int = 0):
+    """(text, name) of each input: the FILEs given, then the running QEMU of --qmp /
+    --domain (captured once, read as its bundle).  ``need``: how many inputs the command
+    takes (0: one or more)."""
+    from .capture.bundle import format_bundle
+
+    out = [(api.read_text(f), f) for f in files if f is not None]
+    bundle = _capture_live(args)
+    if bundle is not None:
+        out.append((format_bundle(bundle, __version__), bundle.source))
+    if not out:
+        raise UsageError(f"{args.command}: give a FILE, --qmp SOCKET or --domain NAME")
+    if need and len(out) != need:
+        raise UsageError(
+            f"{args.command} takes {need} input(s) (FILEs, or one of them --qmp SOCKET / "
+            f"--domain NAME); got {len(out)}"
+        )
+    return out
+
+
+def _load(args: argparse.Namespace) -> list:
+    [(text, name)] = _inputs(args, [args.file], 1)
+    return api.parse_text(text, name)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
         "sample at 64K pages)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_live(p)
     p.add_argument(
         "--lspci",
         action="append",
@@ -138,6 +201,7 @@ def _parser() -> argparse.ArgumentParser:
         help="do not learn from QEMU's flat view; test flatview's rules alone",
     )
     _add_diff_parsers(sub)
+    _add_capture_parser(sub)
     return ap
 
 
@@ -161,8 +225,14 @@ def _add_page_device_options(p: argparse.ArgumentParser) -> None:
 
 def _add_compare_options(p: argparse.ArgumentParser, first: str, second: str) -> None:
     p.add_argument("first", metavar=first.upper(), help="dump file ('-' for stdin)")
-    p.add_argument("second", metavar=second.upper(), help="dump file ('-' for stdin)")
+    p.add_argument(
+        "second",
+        nargs="?",
+        metavar=second.upper(),
+        help="dump file ('-' for stdin); leave it out to capture it with --qmp / --domain",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_live(p)
     _add_page_device_options(p)
     for side, dest in ((first, "first_dumps"), (second, "second_dumps")):
         p.add_argument(
@@ -203,7 +273,7 @@ def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
 
 
 def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
-    dumps = api.load(args.file)
+    dumps = _load(args)
     if args.json:
         payload = {"dumps": [json_render.to_data(d) for d in dumps]}
         return json_render.dumps_json("parse", payload), EXIT_OK
@@ -216,7 +286,7 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
-    tree, flats = _tree_and_flats(api.load(args.file))
+    tree, flats = _tree_and_flats(_load(args))
     result = api.flatten(tree, [] if args.no_learn else flats)
     views = result.views
     if args.address_spaces:
@@ -272,11 +342,11 @@ def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
     from .lspci import parse_lspci
     from .render import advice as advice_render
 
-    if args.file is None:
+    if args.file is None and not args.qmp and not args.domain:
         text, name = api.bundled_sample()
         sizes = api.parse_page_sizes(args.page_size or ["64K"])
     else:
-        text, name = api.read_text(args.file), args.file
+        [(text, name)] = _inputs(args, [args.file], 1)
         sizes = api.parse_page_sizes(args.page_size or ["4K"])
     extra = [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
     extra += [d for f in args.info_pci for d in parse_info_pci(api.read_text(f), f)]
@@ -302,7 +372,7 @@ def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
-    dumps = [d for f in args.files for d in api.load(f)]
+    dumps = [d for text, name in _inputs(args, args.files) for d in api.parse_text(text, name)]
     trees, flats = api.split_kinds(dumps)
     if len(trees) != len(flats) or not trees:
         raise UsageError(
@@ -332,10 +402,9 @@ def _sides(args: argparse.Namespace):
     if args.first == "-" and args.second == "-":
         raise UsageError("only one of the two inputs can be '-' (standard input)")
     sizes = api.parse_page_sizes(args.page_size or ["4K"])
-    sides = tuple(
-        load_side(api.read_text(f), f, lines)
-        for f, lines in ((args.first, args.first_dumps), (args.second, args.second_dumps))
-    )
+    inputs = _inputs(args, [args.first, args.second], 2)
+    lines = (args.first_dumps, args.second_dumps)
+    sides = tuple(load_side(text, name, ln) for (text, name), ln in zip(inputs, lines, strict=True))
     return sides, sizes
 
 
@@ -357,6 +426,8 @@ def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
     from .render.junit import junit_xml
 
     rules = parse_allow(api.read_text(args.allow), args.allow) if args.allow else ()
+    if args.second is not None and os.path.isdir(args.first) and os.path.isdir(args.second):
+        return _gate_matrix(args, rules)
     (baseline, candidate), sizes = _sides(args)
     report = gate(baseline, candidate, sizes, args.device, rules)
     status = EXIT_OK if report.ok else EXIT_FINDING
@@ -369,26 +440,117 @@ def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
     return out, status
 
 
+def _gate_matrix(args: argparse.Namespace, rules) -> tuple[str, int]:
+    """``gate BASELINE_DIR CANDIDATE_DIR``: the bundles of two matrix captures."""
+    from .gate import gate_matrix
+    from .render import diff as diff_render
+    from .render.junit import junit_matrix_xml
+
+    if args.first_dumps or args.second_dumps or args.qmp or args.domain:
+        raise UsageError("gate of two folders takes no --...-dump, --qmp or --domain")
+    sizes = api.parse_page_sizes(args.page_size or ["4K"])
+    report = gate_matrix(args.first, args.second, sizes, args.device, rules)
+    status = EXIT_OK if report.ok else EXIT_FINDING
+    if args.json:
+        out = json_render.dumps_json("gate", diff_render.matrix_gate_data(report))
+    else:
+        out = diff_render.matrix_gate_text(report)
+    if args.junit:
+        _write_file(args.junit, junit_matrix_xml(report))
+    return out, status
+
+
 def _write_file(path: str, text: str) -> None:
     """Write all or nothing: a temporary file beside ``path``, then os.replace."""
-    import os
-    import tempfile
+    from .capture.bundle import write_atomic
 
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".flatview-", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; a report is not
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+    write_atomic(path, text)
+
+
+def cmd_capture(args: argparse.Namespace) -> tuple[str, int]:
+    """The three capture forms and the matrix (flatview.capture)."""
+    import time
+
+    from .capture.bundle import format_bundle
+
+    forms = [bool(args.qmp or args.domain), bool(args.qemu_argv), bool(args.matrix)]
+    if sum(forms) != 1:
+        raise UsageError(
+            "capture needs one of: --qmp SOCKET, --domain NAME, -- QEMU ARGS..., "
+            "or --matrix MATRIX --qemu BINARY --out DIR"
+        )
+    timing = {} if args.timeout is None else {"timeout": args.timeout}
+    if args.matrix:
+        from .capture.matrix import load_matrix, run_matrix
+
+        if not args.qemu or not args.out_dir or args.output:
+            raise UsageError("--matrix takes --qemu BINARY and --out DIR (not -o)")
+        matrix = load_matrix(api.read_text(args.matrix), args.matrix)
+        done = run_matrix(
+            matrix,
+            args.qemu,
+            args.out_dir,
+            lambda path, b: _write_file(path, format_bundle(b, __version__)),
+            settle=args.settle,
+            **timing,
+        )
+        lines = [
+            f"{c.name}: {path} ({secs:.1f} s){''.join(f'; note: {n}' for n in notes)}"
+            for c, path, secs, notes in done
+        ]
+        return "\n".join(lines) + "\n", EXIT_OK
+    if args.qemu or args.out_dir:
+        raise UsageError("--qemu and --out go with --matrix")
+    if not args.output:
+        raise UsageError("capture needs -o FILE ('-' for standard output)")
+    t0 = time.monotonic()
+    if args.qemu_argv:
+        from .capture.launch import capture_launch
+
+        bundle = capture_launch(args.qemu_argv, paused=args.paused, settle=args.settle, **timing)
+    else:
+        bundle = _capture_live(args)
+    text = format_bundle(bundle, __version__)
+    notes = "".join(f"note: {n}\n" for n in bundle.notes)
+    if args.output == "-":
+        return text, EXIT_OK
+    _write_file(args.output, text)
+    secs = time.monotonic() - t0
+    return f"{args.output}: QEMU {bundle.version} ({bundle.source}), {secs:.2f} s\n{notes}", EXIT_OK
+
+
+def _add_capture_parser(sub) -> None:
+    from .capture.launch import DEFAULT_SETTLE
+
+    p = sub.add_parser(
+        "capture",
+        help="write a bundle (info mtree, -f, info pci, version) of a running or launched QEMU",
+        description="flatview capture --qmp SOCKET -o FILE | --domain NAME -o FILE | "
+        "-o FILE -- QEMU ARGS... | --matrix MATRIX --qemu BINARY --out DIR",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="the bundle ('-' for stdout)")
+    _add_live(p)
+    p.add_argument(
+        "--paused",
+        action="store_true",
+        help="launch with -S: capture before any guest code runs (no BAR mapped)",
+    )
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=DEFAULT_SETTLE,
+        metavar="SECONDS",
+        help="launch: the BAR map must stay the same this long (default %(default)s)",
+    )
+    p.add_argument("--matrix", metavar="MATRIX", help="TOML file of configurations")
+    p.add_argument("--qemu", metavar="BINARY", help="the QEMU binary for --matrix")
+    p.add_argument("--out", dest="out_dir", metavar="DIR", help="--matrix: one NAME.txt each")
+    p.add_argument(
+        "qemu_argv",
+        nargs="*",
+        metavar="-- QEMU ARGS",
+        help="launch this QEMU command line with a QMP socket of its own",
+    )
 
 
 COMMANDS: dict[str, Command] = {
@@ -398,6 +560,7 @@ COMMANDS: dict[str, Command] = {
     "advise": cmd_advise,
     "diff": cmd_diff,
     "gate": cmd_gate,
+    "capture": cmd_capture,
 }
 
 

@@ -38,6 +38,7 @@ from .devices import DeviceFacts, system_view
 from .errors import UsageError
 from .model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump, walk
 from .pages import LostPage, bar_pages
+from .pci import PciDevice
 from .vfio import VFIO_NAME
 
 __all__ = [
@@ -95,18 +96,22 @@ class Side:
 select_dumps = api.select_dumps  # the dumps of one machine state (shared with advise)
 
 
-def side_from_dumps(dumps: Sequence[Dump], name: str, notes: Sequence[str] = ()) -> Side:
+def side_from_dumps(
+    dumps: Sequence[Dump], name: str, notes: Sequence[str] = (), pci: Sequence[PciDevice] = ()
+) -> Side:
     """A side from its dumps: a tree alone is flattened (its views recomputed)."""
-    m = api.machine(dumps)
+    m = api.machine(dumps, pci)
     if not m.views:
         raise UsageError(f"{name}: no dump to compare")
     return Side(name, m.tree, m.flat, m.views, m.view, m.facts, tuple(notes))
 
 
 def load_side(text: str, name: str, lines: Sequence[int] = ()) -> Side:
-    """Parse an input (file text, stdin, pasted mail) into a side.  Only the dumps are
-    read: lspci text in the same input is ignored."""
+    """Parse an input (file text, stdin, pasted mail) into a side.  The dumps are read,
+    and the ``(qemu) info pci`` part of a capture bundle or monitor session (the BARs of
+    QEMU-emulated devices); lspci text in the same input is ignored."""
     dumps = api.parse_text(text, name)
+    pci = api.monitor_pci(text, name)
     chosen = api.select_dumps(dumps, name, lines)
     notes = []
     if len(dumps) > len(chosen) and not lines:
@@ -115,7 +120,7 @@ def load_side(text: str, name: str, lines: Sequence[int] = ()) -> Side:
             f"{name} holds {len(dumps)} dumps; compared the one(s) at {where} "
             "(choose others with the --...-dump LINE options)"
         )
-    return side_from_dumps(chosen, name, notes)
+    return side_from_dumps(chosen, name, notes, pci)
 
 
 def _device_of(names: Iterable[str]) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FlatviewError", "SourceError", "SourceLocation", "UsageError"]
+__all__ = ["CaptureError", "FlatviewError", "SourceError", "SourceLocation", "UsageError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +46,8 @@ class SourceError(FlatviewError):
             # One line, always: control characters (binary junk) are shown escaped.
             out += ": " + repr(shown)
         return out
+
+
+class CaptureError(FlatviewError):
+    """A running QEMU (or libvirt, or a QEMU being launched) could not be captured:
+    no socket, permission denied, no QMP greeting, QEMU exited, no such domain."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from .errors import SourceError, SourceLocation
 
-__all__ = ["CONTROL", "Segment", "segments", "strip_quote", "unquote_lines"]
+__all__ = ["CONTROL", "Segment", "monitor_part", "segments", "strip_quote", "unquote_lines"]
 
 # One or more '>' each optionally followed by one space: the prefix mail clients add.
 _QUOTE = re.compile(r"^(?:> ?)+")
@@ -43,6 +43,8 @@ _DUMP_LINE = (
 )
 _IS_DUMP = re.compile(_DUMP_LINE)
 _PROMPT = re.compile(r"^\(qemu\)")
+# A prompt with the command typed after it (a capture bundle, a pasted monitor session).
+_PROMPT_COMMAND = re.compile(r"^\(qemu\) ?(?P<command>.*)$")
 _DISPATCH_TAB = re.compile(r"^\t[ \d.]+ skip=")
 # Control characters no dump line holds (tab, LF, FF and CR are handled as text).
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
@@ -209,3 +211,23 @@ def _trimmed(segs: list[Segment]) -> list[Segment]:
         if lo < hi:
             out.append(Segment(s.lines[lo:hi], s.linenos[lo:hi], s.quote_depth))
     return out
+
+
+def monitor_part(text: str, command: str) -> str | None:
+    """The output of ``(qemu) COMMAND`` in a monitor session (a bundle, a paste), with
+    every other line blanked so line numbers stay those of ``text``; None when the text
+    has no such prompt.  Mail quoting before the prompt is allowed."""
+    lines = text.splitlines()
+    keep = [False] * len(lines)
+    found = False
+    inside = False
+    for i, raw in enumerate(lines):
+        m = _PROMPT_COMMAND.match(strip_quote(raw.rstrip())[1])
+        if m:
+            inside = " ".join(m["command"].split()) == command
+            found = found or inside
+        elif inside:
+            keep[i] = True
+    if not found:
+        return None
+    return "\n".join(line if k else "" for line, k in zip(lines, keep, strict=True)) + "\n"
