@@ -37,7 +37,7 @@ from . import api
 from .devices import DeviceFacts, system_view
 from .errors import UsageError
 from .model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump, walk
-from .pages import LostPage, bar_pages
+from .pages import PageRun, Span, bar_pages, clip_runs, count_pages, run_spans, subtract_spans
 from .pci import PciDevice
 from .vfio import VFIO_NAME
 
@@ -444,17 +444,26 @@ class BarFigures:
     ramd_bytes: int
     pages_total: int
     pages_direct: int
-    lost: tuple[LostPage, ...]
+    runs: tuple[PageRun, ...]  # every host page of the BAR (flatview.pages.bar_pages)
     holds: tuple[str, ...]  # msix-table, msix-pba and quirk ranges inside the BAR
     msix_only: bool = False
 
-    def page_at(self, offset: int) -> bool:
-        """Is there a host page of this BAR at this offset (relative to the guest base)?"""
-        if self.guest_base is None or not self.pages_total:
-            return False
-        p = self.guest_base + offset
-        first = self.guest_base // self.page_size * self.page_size
-        return p % self.page_size == 0 and first <= p < first + self.pages_total * self.page_size
+    @property
+    def lost(self) -> tuple[PageRun, ...]:
+        return tuple(r for r in self.runs if r.lost)
+
+    def on_grid(self, spans: Sequence[Span]) -> list[Span]:
+        """The parts of ``spans`` (page offsets) that are host pages of this BAR: none
+        when its guest base is off the page grid (its pages are not the host's pages)."""
+        if self.guest_base is None or not self.pages_total or self.guest_base % self.page_size:
+            return []
+        end = self.pages_total * self.page_size
+        return [(max(lo, 0), min(hi, end)) for lo, hi in spans if lo < end and hi > 0]
+
+    @property
+    def shift(self) -> int:
+        """Page 0's offset from the guest base (its pages' parts are from the base)."""
+        return -((self.guest_base or 0) % self.page_size)
 
 
 def _holds(view: FlatView, lo: int, hi: int) -> tuple[str, ...]:
@@ -483,7 +492,7 @@ def _figures(f: DeviceFacts, k: int, view: FlatView | None, page: int) -> BarFig
     bp = bar_pages(
         view.ranges, index=k, guest_base=g, size=host, guest_size=max(gsize, host), page=page
     )
-    direct = bp.pages_total - len(bp.lost)
+    direct = bp.pages_total - count_pages(bp.lost)
     return BarFigures(
         k,
         page,
@@ -494,7 +503,7 @@ def _figures(f: DeviceFacts, k: int, view: FlatView | None, page: int) -> BarFig
         bp.ramd_bytes,
         bp.pages_total,
         direct,
-        bp.lost,
+        bp.runs,
         holds,
         dedicated,
     )
@@ -533,8 +542,8 @@ class BarDiff:
     after: BarFigures | None
     pages_before: int
     pages_after: int
-    lost: tuple[int, ...] = ()  # offsets of pages direct before and not after
-    gained: tuple[int, ...] = ()
+    lost: tuple[PageRun, ...] = ()  # pages direct before and not after (``after``'s runs)
+    gained: tuple[PageRun, ...] = ()  # pages direct after and not before
     traps: tuple[Trap, ...] = ()  # what takes the lost pages now
     why: str = ""  # the lost pages' cause in words, when no trap names it
     gone: bool = False  # the device is not in ``after`` at all
@@ -572,8 +581,8 @@ def verdict(d: BarDiff) -> str:
     elif not a.host_size and not b.host_size:
         head = "no host pages (relocation space)"
     else:
-        lost = max(len(d.lost), d.pages_before - d.pages_after)
-        gained = len(d.gained) or max(0, d.pages_after - d.pages_before)
+        lost = max(count_pages(d.lost), d.pages_before - d.pages_after)
+        gained = count_pages(d.gained) or max(0, d.pages_after - d.pages_before)
         bits = [f"loses {lost} page(s)"] if lost else []
         bits += [f"gains {gained} page(s)"] if gained else []
         if bits:
@@ -587,10 +596,9 @@ def verdict(d: BarDiff) -> str:
     return "; ".join([head, *_holds_text(b, a)])
 
 
-def _traps(a: BarFigures, offsets: set[int]) -> tuple[Trap, ...]:
+def _traps(a: BarFigures, lost: Sequence[PageRun]) -> tuple[Trap, ...]:
     parts = sorted(
-        (p for lp in a.lost if lp.offset in offsets for p in lp.parts if p.what != "direct"),
-        key=lambda p: (p.start, p.end),
+        (p for r in lost for p in r.parts if p.what != "direct"), key=lambda p: (p.start, p.end)
     )
     out: list[Trap] = []
     for p in parts:
@@ -609,11 +617,11 @@ def _compare_bar(dev: str, k: int, b: BarFigures | None, a: BarFigures | None, p
     if b is None or a is None:
         why = "" if a is not None else f"BAR {k} is not in the candidate"
         return BarDiff(dev, k, page, b, a, pb, pa, why=why if pb else "")
-    b_lost = {p.offset for p in b.lost}
-    a_lost = {p.offset for p in a.lost}
-    lost = tuple(sorted(o for o in a_lost - b_lost if b.page_at(o)))
-    gained = tuple(sorted(o for o in b_lost - a_lost if a.page_at(o)))
-    traps = _traps(a, set(lost))
+    b_lost, a_lost = run_spans(b.lost), run_spans(a.lost)
+    # pages lost after and direct before: a page of ``before``'s grid it did not lose
+    lost = clip_runs(a.runs, b.on_grid(subtract_spans(a_lost, b_lost)), a.shift)
+    gained = clip_runs(a.runs, a.on_grid(subtract_spans(b_lost, a_lost)), a.shift)
+    traps = _traps(a, lost)
     why = ""
     if lost and not traps:
         why = "no ramd range covers the page(s) any more (nothing mapped there)"

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from . import api
 from .diff import BarDiff, Side, bar_diffs, verdict
 from .errors import FlatviewError, SourceError, SourceLocation, UsageError
+from .pages import PageRun
 
 __all__ = [
     "AllowRule",
@@ -77,7 +78,7 @@ class Regression:
     pages_before: int
     pages_after: int
     why: str  # which region of the candidate now traps which range
-    pages: tuple[int, ...] = ()  # offsets (from the BAR's guest base) of the pages lost
+    pages: tuple[PageRun, ...] = ()  # the pages lost (candidate's runs, flatview.pages)
     allowed_by: AllowRule | None = None
 
 

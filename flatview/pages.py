@@ -1,28 +1,45 @@
-"""Host pages of a BAR: direct-mapped or lost, read off a FlatView.
+"""Host pages of a BAR: direct-mapped or lost, read off a FlatView, as runs.
 
 KVM maps only whole host pages: QEMU hands it each RAM-like flat range trimmed to the
 page grid (accel/kvm/kvm-all.c ``kvm_align_section``: start rounded up, size rounded
 down).  A page of a BAR is direct-mapped when it lies inside such a trimmed ``ramd``
 range; otherwise every access to it traps into QEMU.  The same function reads a real
 dump and a simulated one (vfio-msix.md §3.3).
+
+Pages are never listed one by one: a BAR reaches 64 GiB and more (16M pages at 4K), so a
+BAR's pages are :class:`PageRun` s, consecutive pages in one state holding the same
+flat ranges.  The number of runs grows with the number of flat ranges, not of pages.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from .model import FlatRange
 
-__all__ = ["BarPages", "LostPage", "PagePart", "bar_pages"]
+__all__ = [
+    "BarPages",
+    "PagePart",
+    "PageRun",
+    "Span",
+    "bar_pages",
+    "clip_runs",
+    "count_pages",
+    "run_spans",
+    "subtract_spans",
+]
 
 _QUIRK = re.compile(r"quirk")
+
+Span = tuple[int, int]  # [start, end) in bytes
 
 
 @dataclass(frozen=True, slots=True)
 class PagePart:
-    """What occupies part of a lost page (offsets relative to the BAR's guest base)."""
+    """What occupies part of a run of pages (offsets relative to the BAR's guest base)."""
 
     start: int
     end: int  # exclusive
@@ -32,15 +49,41 @@ class PagePart:
 
 
 @dataclass(frozen=True, slots=True)
-class LostPage:
-    offset: int  # page start relative to the BAR's guest base
-    reason: str  # the first of: msix-table, msix-pba, quirk, no-mmap, unaligned, unassigned
-    parts: tuple[PagePart, ...]
+class PageRun:
+    """``count`` consecutive host pages of one BAR in one ``state``.
+
+    ``start`` is the first page's offset in the BAR's page grid: page 0 is the host page
+    holding the BAR's guest base (a sub-page BAR's one page is page 0), so the run is
+    ``[start, end)`` in bytes from there.  ``state`` is ``direct`` (inside a KVM slot) or
+    why the pages trap, the first of: msix-table, msix-pba, quirk, no-mmap, unaligned,
+    unassigned.  ``parts`` are the flat ranges that occupy the run, clipped to it (offsets
+    from the BAR's guest base); every page of a run holds the same flat ranges.
+    """
+
+    start: int
+    count: int
+    page_size: int
+    state: str
+    parts: tuple[PagePart, ...] = ()
+
+    @property
+    def end(self) -> int:
+        """Exclusive end offset (``start + count * page_size``)."""
+        return self.start + self.count * self.page_size
+
+    @property
+    def lost(self) -> bool:
+        """The run's pages trap into QEMU."""
+        return self.state != "direct"
 
 
 @dataclass(frozen=True, slots=True)
 class BarPages:
-    """The direct-mapping picture of one BAR at one host page size."""
+    """The direct-mapping picture of one BAR at one host page size.
+
+    ``runs`` cover every host page of the BAR in order, direct and lost ones
+    (empty for an I/O BAR); ``lost`` are the runs that trap.
+    """
 
     index: int
     size: int  # host BAR size: only these bytes are host pages
@@ -53,9 +96,18 @@ class BarPages:
     trapped_bytes: int
     pages_total: int
     pages_lost: int
-    lost: tuple[LostPage, ...]
+    runs: tuple[PageRun, ...]
     notes: tuple[str, ...] = ()
     msix_only: bool = False  # a BAR dedicated to MSI-X: its trapped pages cost nothing
+
+    @property
+    def lost(self) -> tuple[PageRun, ...]:
+        return tuple(r for r in self.runs if r.lost)
+
+
+def count_pages(runs: Iterable[PageRun]) -> int:
+    """How many pages the runs hold."""
+    return sum(r.count for r in runs)
 
 
 def _what(r: FlatRange) -> str:
@@ -89,29 +141,18 @@ def bar_pages(
 ) -> BarPages:
     """Pages of ``[guest_base, guest_base + size)`` against the view's ``ranges``."""
     g = guest_base
-    inside = [r for r in ranges if r.start < g + guest_size and r.end > g]
     if is_io:
         return BarPages(index, size, g, guest_size, page, True, is_64bit, 0, size, 0, 0, ())
+    inside = [r for r in ranges if r.start < g + guest_size and r.end > g]
     ramd = [r for r in inside if r.type == "ramd"]
     ramd_bytes = sum(min(r.end, g + size) - max(r.start, g) for r in ramd if r.start < g + size)
-    slots = [(-(-r.start // page) * page, r.end // page * page) for r in ramd]
+    slots = sorted(
+        s for r in ramd if (s := (-(-r.start // page) * page, r.end // page * page))[1] > s[0]
+    )
     first = g // page * page
     last = -(-(g + size) // page) * page
-    total = (last - first) // page
-    lost: list[LostPage] = []
-    for lo, hi in _uncovered(first, last, slots):
-        # walk the ranges once per lost run, not once per page (BARs reach 128G)
-        j = 0
-        for p in range(lo, hi, page):
-            while j < len(inside) and inside[j].end <= p:
-                j += 1
-            parts = tuple(
-                PagePart(max(r.start, p, g) - g, min(r.end, p + page) - g, r.name, r.type, _what(r))
-                for r in inside[j:]
-                if r.start < p + page and r.end > p
-            )
-            # offset in the BAR's page grid (a sub-page BAR's one page is page 0)
-            lost.append(LostPage(p - first, _reason(parts), parts))
+    runs = _runs(inside, slots, g, first, last, page)
+    lost = [r for r in runs if r.lost]
     notes = []
     if kvm_labels:
         for r in ramd:
@@ -135,26 +176,63 @@ def bar_pages(
         is_64bit,
         ramd_bytes,
         size - ramd_bytes,
-        total,
-        0 if msix_only else len(lost),
-        tuple(lost),
+        (last - first) // page,
+        0 if msix_only else count_pages(lost),
+        runs,
         tuple(notes),
         msix_only,
     )
 
 
-def _uncovered(first: int, last: int, slots: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The parts of [first, last) that no KVM slot covers (slots are page aligned)."""
-    out, pos = [], first
-    for lo, hi in sorted(sl for sl in slots if sl[1] > sl[0]):
-        if lo > pos:
-            out.append((pos, min(lo, last)))
-        pos = max(pos, hi)
-        if pos >= last:
-            break
-    if pos < last:
-        out.append((pos, last))
-    return [(lo, hi) for lo, hi in out if lo < hi]
+def _runs(
+    inside: list[FlatRange], slots: list[Span], g: int, first: int, last: int, page: int
+) -> tuple[PageRun, ...]:
+    """Cut ``[first, last)`` where a KVM slot or a flat range begins or ends: between two
+    cuts every page is in one state and holds the same ranges whole, and a page that a
+    range boundary splits is a piece of its own.  Neighbouring pieces of one state over
+    the same (single) range, or over nothing, join into one run."""
+    cuts = {first, last}
+    for lo, hi in slots:
+        cuts.update(x for x in (lo, hi) if first < x < last)
+    for x in [g] + [y for r in inside for y in (r.start, r.end)]:
+        if first < x < last:
+            down = x // page * page
+            cuts.add(down)
+            if down != x and down + page < last:
+                cuts.add(down + page)
+    edges = sorted(cuts)
+    out: list[PageRun] = []
+    keys: list[tuple[int, ...]] = []
+    j = s = 0
+    for a, b in pairwise(edges):
+        while s < len(slots) and slots[s][1] <= a:
+            s += 1
+        direct = s < len(slots) and slots[s][0] <= a and b <= slots[s][1]
+        while j < len(inside) and inside[j].end <= a:
+            j += 1
+        over = []
+        k = j
+        while k < len(inside) and inside[k].start < b:
+            if inside[k].end > a:
+                over.append(inside[k])
+            k += 1
+        parts = tuple(
+            PagePart(max(r.start, a, g) - g, min(r.end, b) - g, r.name, r.type, _what(r))
+            for r in over
+        )
+        state = "direct" if direct else _reason(parts)
+        key = tuple(id(r) for r in over)
+        prev = out[-1] if out else None
+        if prev is not None and prev.state == state and keys[-1] == key and len(key) <= 1:
+            merged = tuple(
+                PagePart(p.start, q.end, p.name, p.type, p.what)
+                for p, q in zip(prev.parts, parts, strict=True)
+            )
+            out[-1] = PageRun(prev.start, prev.count + (b - a) // page, page, state, merged)
+            continue
+        out.append(PageRun(a - first, (b - a) // page, page, state, parts))
+        keys.append(key)
+    return tuple(out)
 
 
 def _reason(parts: tuple[PagePart, ...]) -> str:
@@ -163,3 +241,61 @@ def _reason(parts: tuple[PagePart, ...]) -> str:
         if w in whats:
             return _REASON_CODE.get(w, w)
     return "unaligned" if whats else "unassigned"
+
+
+# ------------------------------------------------------------------ spans of page offsets
+
+
+def run_spans(runs: Iterable[PageRun]) -> list[Span]:
+    """The byte spans ``[start, end)`` the runs cover, sorted and joined."""
+    out: list[Span] = []
+    for r in sorted(runs, key=lambda r: r.start):
+        if out and out[-1][1] >= r.start:
+            out[-1] = (out[-1][0], max(out[-1][1], r.end))
+        else:
+            out.append((r.start, r.end))
+    return out
+
+
+def subtract_spans(spans: Sequence[Span], minus: Sequence[Span]) -> list[Span]:
+    """The parts of sorted, disjoint ``spans`` outside sorted, disjoint ``minus``."""
+    out: list[Span] = []
+    j = 0
+    for lo, hi in spans:
+        pos = lo
+        while j < len(minus) and minus[j][1] <= pos:
+            j += 1
+        k = j
+        while k < len(minus) and minus[k][0] < hi:
+            if minus[k][0] > pos:
+                out.append((pos, minus[k][0]))
+            pos = max(pos, minus[k][1])
+            k += 1
+        if pos < hi:
+            out.append((pos, hi))
+    return out
+
+
+def clip_runs(runs: Sequence[PageRun], spans: Sequence[Span], shift: int) -> tuple[PageRun, ...]:
+    """The pieces of ``runs`` inside sorted, disjoint ``spans`` (page-aligned offsets),
+    their parts clipped too.  ``shift`` is page 0's offset from the BAR's guest base
+    (``-(guest_base % page)``)."""
+    out: list[PageRun] = []
+    j = 0
+    ordered = sorted(runs, key=lambda r: r.start)
+    for lo, hi in spans:
+        while j < len(ordered) and ordered[j].end <= lo:
+            j += 1
+        k = j
+        while k < len(ordered) and ordered[k].start < hi:
+            r = ordered[k]
+            a, b = max(r.start, lo), min(r.end, hi)
+            if a < b:
+                parts = tuple(
+                    PagePart(max(p.start, a + shift), min(p.end, b + shift), p.name, p.type, p.what)
+                    for p in r.parts
+                    if p.start < b + shift and p.end > a + shift
+                )
+                out.append(PageRun(a, (b - a) // r.page_size, r.page_size, r.state, parts))
+            k += 1
+    return tuple(out)

@@ -131,7 +131,17 @@ def reloc(entry: dict, option: str) -> dict:
 
 
 def lost_offsets(b: dict) -> list[int]:
-    return [p["offset"] for p in b["lost_pages"]]
+    return page_offsets(b["lost_pages"])
+
+
+def page_offsets(runs: list[dict]) -> list[int]:
+    """Every page offset of JSON runs (``offset`` .. ``end`` inclusive, ``count`` pages)."""
+    out = []
+    for r in runs:
+        step = (r["end"] + 1 - r["offset"]) // r["count"]
+        assert step * r["count"] == r["end"] + 1 - r["offset"]
+        out += range(r["offset"], r["end"] + 1, step)
+    return out
 
 
 def advise_data(text: str, name: str, pages, **kw) -> list[dict]:

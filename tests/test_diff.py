@@ -412,7 +412,8 @@ def test_simulated_off_vs_bar5_bar1_gains_its_page_at_64k(form):
     r = diff(off, bar5, [P64K])
     bars = {b.index: b for b in r.devices[0].bars}
     assert (bars[1].pages_before, bars[1].pages_after) == (0, 1)
-    assert bars[1].gained == (0,) and verdict(bars[1]).startswith("gains 1 page(s)")
+    assert [(g.start, g.count, g.state) for g in bars[1].gained] == [(0, 1, "direct")]
+    assert verdict(bars[1]).startswith("gains 1 page(s)")
     assert r.regressions == ()
     # Reversed: BAR1 loses that page to the msix-table at BAR1+0xe000.
     (reg,) = r.reverse_regressions

@@ -281,6 +281,16 @@ def lspci_only_advice() -> list[dict]:
     return json.loads(p.stdout)["devices"]
 
 
+def page_offsets(runs: list[dict]) -> list[int]:
+    """Every page offset of JSON runs (``offset`` .. ``end`` inclusive, ``count`` pages)."""
+    out = []
+    for r in runs:
+        step = (r["end"] + 1 - r["offset"]) // r["count"]
+        assert step * r["count"] == r["end"] + 1 - r["offset"]
+        out += range(r["offset"], r["end"] + 1, step)
+    return out
+
+
 def _dev(devices: list[dict], bdf: str) -> dict:
     found = [d for d in devices if d["device"] == bdf]
     assert len(found) == 1, [d["device"] for d in devices]
@@ -315,9 +325,9 @@ def test_nvme_loses_exactly_its_msix_table_page(base_dump_advice, base_cli_advic
         assert (b0["size"], b0["guest_base"]) == (bar0_size, bar0_base)
         assert b0["pages_total"] == bar0_size // PAGE
         assert b0["pages_lost"] == 1
-        assert [p["offset"] for p in b0["lost_pages"]] == [table_page]
+        assert page_offsets(b0["lost_pages"]) == [table_page]
         assert b0["lost_pages"][0]["reason"] == "msix-table"
-        assert pba_offset // PAGE * PAGE not in [p["offset"] for p in b0["lost_pages"]]
+        assert pba_offset // PAGE * PAGE not in page_offsets(b0["lost_pages"])
         assert d["explanations"] == []  # the simulation of `off` agrees with the dump
 
 
@@ -340,7 +350,7 @@ def test_every_bar_as_its_real_flat_view_shows(base_dump_advice, base_cli_advice
             lost, ramd = expected_pages(view, addr, size)
             assert b["guest_base"] == addr
             assert b["pages_total"] == size // PAGE
-            assert [p["offset"] for p in b["lost_pages"]] == lost, (bdf, k)
+            assert page_offsets(b["lost_pages"]) == lost, (bdf, k)
             assert b["ramd_bytes"] == ramd and b["trapped_bytes"] == size - ramd
             # an MSI-X-only BAR (e1000e BAR3, virtio-net BAR1) holds no registers
             assert b["pages_lost"] == (0 if msix_only(lsp, k) else len(lost)), (bdf, k)
@@ -355,7 +365,7 @@ def test_msix_only_bars_are_the_table_bars_of_e1000e_and_virtio(base_dump_advice
     assert not msix_only(lsp["0000:00:03.0"], 0)
     for bdf, k in (("0000:00:04.0", 3), ("0000:00:05.0", 1)):
         b = _bar(_dev(base_dump_advice, bdf), k)
-        assert [p["offset"] for p in b["lost_pages"]] == [0]  # trapped, the table page
+        assert page_offsets(b["lost_pages"]) == [0]  # trapped, the table page
         assert b["pages_lost"] == 0
         assert any("only the MSI-X table and PBA" in n for n in b["notes"])
 
@@ -376,7 +386,7 @@ def test_lspci_alone_gives_the_same_figures(base_dump_advice, lspci_only_advice,
                 b["pages_total"],
                 b["pages_lost"],
                 b["ramd_bytes"],
-                [p["offset"] for p in b["lost_pages"]],
+                page_offsets(b["lost_pages"]),
             )
             for b in sorted(d["bars"], key=lambda b: b["index"])
         ]
@@ -397,7 +407,7 @@ def test_lspci_alone_nvme_text(lspci_only_advice):
     lsp = lspci_info()["0000:00:03.0"]
     assert lsp.table == (0, 0x2000) and lsp.bars[0][0] == 0x4000
     assert (b0["pages_total"], b0["pages_lost"]) == (0x4000 // PAGE, 1)
-    assert [p["offset"] for p in b0["lost_pages"]] == [lsp.table[1] // PAGE * PAGE]
+    assert page_offsets(b0["lost_pages"]) == [lsp.table[1] // PAGE * PAGE]
 
 
 def test_no_mmap_dump_loses_every_register_page():
@@ -415,7 +425,7 @@ def test_no_mmap_dump_loses_every_register_page():
             if is_io:
                 continue
             assert b["ramd_bytes"] == 0
-            assert [p["offset"] for p in b["lost_pages"]] == list(range(0, size, PAGE))
+            assert page_offsets(b["lost_pages"]) == list(range(0, size, PAGE))
             assert b["pages_lost"] == (0 if msix_only(lsp, k) else size // PAGE)
 
 

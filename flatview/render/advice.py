@@ -8,8 +8,9 @@ from typing import Any
 from tabulate import tabulate
 
 from ..advisor import DeviceAdvice, RelocationReport
-from ..pages import BarPages
-from .table import human_size
+from ..pages import BarPages, count_pages
+from .pages import run_data, run_text
+from .units import human_size
 
 __all__ = ["advice_data", "advice_text"]
 
@@ -26,9 +27,10 @@ def _bar_row(b: BarPages, label: str) -> list[Any]:
             "port I/O: always trapped",
         ]
     kind = "64-bit" if b.is_64bit else "32-bit"
-    lost = ", ".join(f"+{p.offset:#x} ({p.reason})" for p in b.lost[:6])
-    if len(b.lost) > 6:
-        lost += f", ... ({len(b.lost)} pages)"
+    runs = b.lost
+    lost = ", ".join(run_text(r, state=True) for r in runs[:6])
+    if len(runs) > 6:
+        lost += f", ... ({len(runs)} runs, {count_pages(runs)} pages)"
     return [
         f"BAR{b.index}",
         label,
@@ -95,11 +97,12 @@ def advice_text(advice: Sequence[DeviceAdvice]) -> str:
             )
         )
         for b in a.bars:
-            for p in b.lost[:4]:
+            for r in b.lost[:4]:
                 parts = "; ".join(
-                    f"{x.name} +{x.start:#x}-{x.end - 1:#x} ({x.what})" for x in p.parts
+                    f"{x.name} +{x.start:#x}-{x.end - 1:#x} ({x.what})" for x in r.parts
                 )
-                out.append(f"   BAR{b.index} page +{p.offset:#x} holds: {parts or 'nothing'}")
+                what = "page" if r.count == 1 else "pages"
+                out.append(f"   BAR{b.index} {what} {run_text(r)} hold: {parts or 'nothing'}")
             out.extend(f"   note: {n}" for n in b.notes)
         out.extend(f"   explain: {e}" for e in a.explanations)
         out.extend(f"   note: {n}" for n in a.facts.notes)
@@ -135,17 +138,7 @@ def _bar_data(b: BarPages) -> dict[str, Any]:
         "trapped_bytes": b.trapped_bytes,
         "pages_total": b.pages_total,
         "pages_lost": b.pages_lost,
-        "lost_pages": [
-            {
-                "offset": p.offset,
-                "reason": p.reason,
-                "shared_with": [
-                    {"name": x.name, "start": x.start, "end": x.end - 1, "what": x.what}
-                    for x in p.parts
-                ],
-            }
-            for p in b.lost
-        ],
+        "lost_pages": [run_data(r) for r in b.lost],
         "notes": list(b.notes),
     }
 

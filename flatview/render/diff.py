@@ -10,13 +10,10 @@ from tabulate import tabulate
 
 from ..diff import BarDiff, BarFigures, DiffReport, RangeChange, RegionChange, ViewDiff, verdict
 from ..gate import AllowRule, GateReport, Regression, why_text
-from .table import human_size
+from .pages import run_data
+from .units import human_size, page_label
 
 __all__ = ["diff_data", "diff_text", "gate_data", "gate_line", "gate_text", "page_label"]
-
-
-def page_label(size: int) -> str:
-    return human_size(size)
 
 
 def _pair(before: str | None, after: str | None) -> str:
@@ -226,7 +223,7 @@ def _figures_data(f: BarFigures | None) -> dict[str, Any] | None:
         "pages_direct": f.pages_direct,
         "msix_only": f.msix_only,
         "holds": list(f.holds),
-        "lost_pages": [{"offset": p.offset, "reason": p.reason} for p in f.lost],
+        "lost_pages": [run_data(r) for r in f.lost],
     }
 
 
@@ -239,8 +236,8 @@ def _bar_data(d: BarDiff) -> dict[str, Any]:
         "pages_after": d.pages_after,
         "regressed": d.regressed,
         "verdict": verdict(d),
-        "lost_pages": list(d.lost),
-        "gained_pages": list(d.gained),
+        "lost_pages": [run_data(r) for r in d.lost],
+        "gained_pages": [run_data(r) for r in d.gained],
         "traps": [
             {"name": t.name, "start": t.start, "end": t.end - 1, "what": t.what, "guest": t.guest}
             for t in d.traps
@@ -378,7 +375,7 @@ def _regression_data(r: Regression) -> dict[str, Any]:
         "pages_before": r.pages_before,
         "pages_after": r.pages_after,
         "why": r.why,
-        "lost_pages": list(r.pages),
+        "lost_pages": [run_data(p) for p in r.pages],
         "allowed_by": None
         if rule is None
         else {"file": rule.file, "line": rule.line, "reason": rule.reason},

@@ -11,6 +11,7 @@ from ..check import CheckReport
 from ..flatten import FlattenResult
 from ..model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump
 from .qemu import format_range
+from .units import human_size
 
 __all__ = [
     "dump_summary",
@@ -20,14 +21,6 @@ __all__ = [
     "kind_of",
     "mismatch_text",
 ]
-
-
-def human_size(n: int) -> str:
-    """QEMU-ish size: 4K, 64K, 2M, 16E...; bytes when not a whole unit."""
-    for unit, shift in (("E", 60), ("P", 50), ("T", 40), ("G", 30), ("M", 20), ("K", 10)):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift}{unit}"
-    return f"{n:#x}" if n >= 1024 else str(n)
 
 
 def summary_row(d: Dump) -> dict[str, object]:
