@@ -12,10 +12,12 @@ Skipped when ``qemu-system-x86_64`` is not on PATH (CI installs it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -151,6 +153,42 @@ def test_monitor_part_keeps_line_numbers_and_takes_quoted_prompts():
     assert part is not None
     assert part.splitlines() == ["", "", ">   Bus  0, device   0, function 0:", "", ""]
     assert monitor_part(text, "info mtree -f") is None
+
+
+BUNDLE = Path(__file__).parent / "fixtures" / "capture" / "q35-e1000e.txt"
+
+
+@pytest.mark.parametrize("quote", ["", "> ", "> > "])
+def test_every_command_reads_a_bundle_also_quoted_in_mail(tmp_path, quote):
+    text = BUNDLE.read_text()
+    path = tmp_path / "mail.txt"
+    path.write_text("Here is my VM:\n\n" + "".join(quote + ln + "\n" for ln in text.splitlines()))
+    parsed = flatview("parse", str(path))
+    assert parsed.returncode == 0, parsed.stderr
+    # the tree after '(qemu) info mtree', the flat view after '(qemu) info mtree -f'
+    lines = text.splitlines()
+    rows = [r.split() for r in parsed.stdout.splitlines()[2:]]
+    assert [(int(r[0]), " ".join(r[1:3])) for r in rows[:1]] == [
+        (lines.index("(qemu) info mtree") + 4, "info mtree")  # +2 prose lines, 1-based, next
+    ]
+    assert len(rows) == 2 and rows[1][1:4] == ["info", "mtree", "-f"]
+    assert rows[1][0] == str(lines.index("(qemu) info mtree -f") + 4)
+    check = flatview("check", str(path))
+    assert check.returncode == 0 and check.stdout.endswith("OK\n"), check.stdout + check.stderr
+    # advise: BAR3 from the info pci part (0xfebc0000, 16K), e1000e's MSI-X layout from
+    # hw/net/e1000e.c (5 vectors: table 0x50 bytes at BAR3+0, PBA at BAR3+0x2000).
+    advise = flatview("advise", str(path), "--json")
+    assert advise.returncode == 0, advise.stderr
+    [dev] = json.loads(advise.stdout)["devices"]
+    assert dev["device"] == "0000:00:01.0"
+    bar3 = next(b for b in dev["bars"] if b["index"] == 3)
+    assert (bar3["guest_base"], bar3["size"]) == (0xFEBC0000, 0xFEBC3FFF - 0xFEBC0000 + 1)
+    text_advice = flatview("advise", str(path)).stdout
+    assert "MSI-X: 5 vectors, table BAR3+0x0 (0x50 bytes), PBA BAR3+0x2000" in text_advice
+    # gate of the bundle against itself: the e1000e is checked, nothing regresses.
+    gate = flatview("gate", str(path), str(BUNDLE))
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert "0000:00:01.0" in gate.stdout
 
 
 def test_shipped_matrix_is_the_oracle_configurations():
@@ -400,6 +438,13 @@ def test_matrix_capture_and_gate_by_configuration(tmp_path):
     assert "REGRESSION       q35-virtio:" in bad.stdout
     assert "NOTHING TO GATE  q35-smp2:" in bad.stdout
     assert bad.stdout.splitlines()[-1] == "FAIL: 2 configuration(s) at 4K: 1 failing: q35-virtio"
+    data = json.loads(flatview("gate", str(base), str(cand), "--json").stdout)
+    assert data["ok"] is False
+    statuses = {c["name"]: c["status"] for c in data["configurations"]}
+    assert statuses == {"q35-virtio": "regression", "q35-smp2": "nothing to gate"}
+    [gone] = data["configurations"][1]["gate"]["regressions"]
+    assert gone["bar"] is None  # the whole device: virtio-net at 00:02.0, no MSI-X now
+    assert gone["device"] == "0000:00:02.0"
     xmlschema.XMLSchema(str(XSD)).validate(str(junit))
     xml = junit.read_text()
     assert xml.count("<testcase ") == 2 and xml.count("<failure ") == 1
@@ -421,3 +466,118 @@ def test_matrix_line_qemu_rejects_is_one_line(tmp_path):
     assert "'nosuch' is not a valid device model name" in line
     assert sorted(p.name for p in out.iterdir()) == ["good.txt"]
     assert not children_named("qemu")
+
+
+# ------------------------------------------------------------------------- libvirt
+
+VIRSH, LIBVIRTD, VIRTLOGD = (shutil.which(n) for n in ("virsh", "libvirtd", "virtlogd"))
+URI = "qemu:///system"
+
+
+def _virsh(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    assert VIRSH is not None
+    return subprocess.run([VIRSH, "-q", "-c", URI, *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+def _daemon(binary: str, pidfile: Path) -> int | None:
+    """Start a libvirt daemon (-d: it forks) and return its pid, None if it would not
+    start (one is running already: then it is not ours to stop)."""
+    done = subprocess.run([binary, "-d", "-p", str(pidfile)], capture_output=True, timeout=30)
+    deadline = time.monotonic() + 10
+    while done.returncode == 0 and time.monotonic() < deadline:
+        if pidfile.exists() and pidfile.read_text().strip():
+            return int(pidfile.read_text())
+        time.sleep(0.05)
+    return None
+
+
+@pytest.fixture(scope="module")
+def libvirt() -> Iterator[None]:
+    """A libvirt daemon answering on qemu:///system: the one running, or one started
+    here (virtlogd and libvirtd; no systemd) and stopped by its pid afterwards."""
+    if not (VIRSH and LIBVIRTD and VIRTLOGD and QEMU):
+        pytest.skip("libvirt is not installed (CI installs libvirt-daemon-system, "
+                    "libvirt-clients and libvirt-daemon-driver-qemu)")  # fmt: skip
+    if os.geteuid() != 0:
+        pytest.skip("starting libvirtd for qemu:///system needs root")
+    if _virsh("version", timeout=30).returncode == 0:
+        yield
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="fvlv"))
+    started = [p for p in (_daemon(VIRTLOGD, tmp / "virtlogd.pid"),
+                           _daemon(LIBVIRTD, tmp / "libvirtd.pid")) if p]  # fmt: skip
+    try:
+        # The first connection waits while libvirtd probes every installed emulator.
+        deadline = time.monotonic() + 180
+        while _virsh("version", timeout=180).returncode != 0:
+            assert time.monotonic() < deadline, "libvirtd did not answer"
+            time.sleep(0.5)
+        yield
+    finally:
+        for pid in reversed(started):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+DOMAIN_XML = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <features><acpi/></features>
+  <devices>
+    <emulator>{qemu}</emulator>
+    <controller type='usb' model='qemu-xhci'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"""
+
+
+@needs_qemu
+def test_capture_domain_through_libvirt(libvirt, tmp_path):
+    name = f"flatview-test-{os.getpid()}"
+    xml = tmp_path / "domain.xml"
+    xml.write_text(DOMAIN_XML.format(name=name, qemu=QEMU))
+    out = tmp_path / "vm.txt"
+    assert _virsh("define", str(xml)).returncode == 0
+    try:
+        # Defined, not running: one line, no bundle.
+        line = one_error_line(flatview("capture", "--domain", name, "-o", str(out)))
+        assert line.startswith(f"flatview: --domain {name}: the domain is not running")
+        assert _virsh("start", name).returncode == 0
+        deadline = time.monotonic() + 15  # SeaBIOS maps the xhci's BAR0
+        while not re.search(
+            r"(?s)PCI device 1b36:000d.*?BAR0: 64 bit memory at 0x(?!f{16})",
+            _virsh("qemu-monitor-command", name, "--hmp", "info pci").stdout,
+        ):
+            assert time.monotonic() < deadline, "SeaBIOS did not map the xhci BAR0"
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        done = flatview("capture", "--domain", name, "--connect", URI, "-o", str(out))
+        print(f"capture --domain: {time.monotonic() - t0:.2f} s (with interpreter start)")
+        assert done.returncode == 0, done.stderr
+        live = flatview("advise", "--domain", name)
+        reply = json.loads(_virsh("qemu-monitor-command", name,
+                                  '{"execute":"query-version"}').stdout)["return"]  # fmt: skip
+    finally:
+        _virsh("destroy", name)
+        _virsh("undefine", name)
+    text = out.read_text()
+    q = reply["qemu"]
+    assert text.startswith(f"QEMU {q['major']}.{q['minor']}.{q['micro']} monitor")
+    assert f"# captured by flatview 0.1.0 from libvirt:{URI} {name}" in text
+    assert f"guest={name}," in text  # the command line libvirt gave QEMU
+    assert flatview("check", str(out)).returncode == 0
+    # qemu-xhci: MSI-X table at 0x3000 and PBA at 0x3800 of BAR0 (hw/usb/hcd-xhci-pci.c
+    # OFF_MSIX_TABLE / OFF_MSIX_PBA), read from the bundle's info pci and flat view.
+    assert live.returncode == 0, live.stderr
+    assert re.search(r"table BAR0\+0x3000 \(0x[0-9a-f]+ bytes\), PBA BAR0\+0x3800", live.stdout)
+    # Gone: one line each.
+    line = one_error_line(flatview("capture", "--domain", name, "-o", str(out)))
+    assert line.startswith(f"flatview: --domain {name}: no such domain on")
