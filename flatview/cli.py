@@ -52,7 +52,14 @@ def _add_live(p: argparse.ArgumentParser) -> None:
 
 
 def _capture_live(args: argparse.Namespace):
-    """The bundle of --qmp or --domain, or None when neither is given."""
+    """The bundle of --qmp or --domain, or None when neither is given (captured once per
+    command, however many times its inputs are read)."""
+    if "_live" not in vars(args):
+        args._live = _capture_once(args)
+    return args._live
+
+
+def _capture_once(args: argparse.Namespace):
     qmp, domain = getattr(args, "qmp", None), getattr(args, "domain", None)
     if qmp and domain:
         raise UsageError("give --qmp or --domain, not both")

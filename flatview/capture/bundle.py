@@ -5,7 +5,7 @@ and every flatview command reads it as it reads any dump (the clean-up drops the
 and the lines around the dumps)::
 
     QEMU 7.2.22 monitor - type 'help' for more information
-    # captured by flatview 0.1.0 from qmp:/run/vm.sock (QMP query-version)
+    # captured by flatview 0.1.0 from qmp:/run/vm.sock
     # command line: qemu-system-x86_64 -machine q35 ...
     (qemu) info version
     7.2.22Debian 1:7.2+dfsg-7+deb12u18+b3
@@ -22,7 +22,8 @@ and the lines around the dumps)::
 The banner is the one HMP prints when a monitor opens (monitor/hmp.c ``monitor_event``),
 with the version QMP ``query-version`` gave; every part is the text QMP
 ``human-monitor-command`` returned for that command, line ends made LF.  ``info version``
-is printed as QEMU prints it (``hmp_info_version`` puts no space before the package).
+is printed as QEMU prints it (``hmp_info_version``: "%d.%d.%d%s" with the package
+string, Debian's has no leading space).
 """
 
 from __future__ import annotations
