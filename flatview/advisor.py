@@ -11,7 +11,8 @@ build (flatview.vfio) and rendering it with the flattener, and ranks the valid o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import product
 
 from .devices import DeviceFacts
 from .flatten import flatten
@@ -34,6 +35,7 @@ __all__ = [
     "REPORTED_PAIRS",
     "DeviceAdvice",
     "Hazard",
+    "Recommended",
     "RelocationReport",
     "advise",
     "simulate",
@@ -65,57 +67,128 @@ REPORTED_PAIRS: tuple[ReportedPair, ...] = (
         "1000:0097",
         "bar5",
         "MSI-X table page shares BAR1 with registers (64K pages)",
-        "seed 003: Alexey Kardashevskiy, qemu-devel "
-        "2017-12-19, 'it fails probing with MSIX in bar0 but succeeds with bar5'",
+        "qemu-devel, 2017-12-19, Alexey Kardashevskiy (MSI-X relocation RFC): 'it fails "
+        "probing with MSIX in bar0 but succeeds with bar5'",
     ),
     ReportedPair(
         "Silicon Motion SM2262/SM2263 NVMe",
         None,
         "bar2",
         "'table & pba overlap' at realize",
-        "kernel bugzilla 202055 via Proxmox/TrueNAS write-ups (vfio-msix.md §4.2)",
+        "kernel bugzilla 202055, via Proxmox and TrueNAS write-ups",
     ),
     ReportedPair(
         "AMD EPYC onboard SATA",
         None,
         "bar5",
         "'MSIX PBA outside of specified BAR'",
-        "user write-up, Proxmox on an ASRock EPYC board (vfio-msix.md §4.2)",
+        "a user's write-up, Proxmox on an ASRock EPYC board",
     ),
     ReportedPair(
         "Atheros AR9280",
         None,
         "bar2",
         "'table & pba overlap'",
-        "blog post citing the Proxmox forum (vfio-msix.md §4.2)",
+        "a blog post citing the Proxmox forum",
     ),
     ReportedPair(
         "unnamed device, BAR0 16M 64-bit, BAR2/BAR3 4K",
         None,
         "bar2",
         "4K hole at BAR0+0x6000",
-        "qemu-devel, Jan 2020, Alex Williamson (vfio-msix.md §4.2)",
+        "qemu-devel, January 2020, Alex Williamson",
     ),
 )
 
 SRC_MPT3SAS = (
-    "seed 003: Alexey Kardashevskiy, qemu-devel 2017-12-19 (mpt3sas takes the first "
-    "MMIO BAR as its registers: mpt3sas_base.c)"
+    "qemu-devel, 2017-12-19, Alexey Kardashevskiy (MSI-X relocation RFC): mpt3sas takes the "
+    "first memory BAR as its registers (mpt3sas_base.c)"
 )
 SRC_BAR_END = (
-    "seed 003: Alex Williamson, qemu-devel 2017-12-19 ('drivers dumb enough to index "
-    "registers from the end for the BAR')"
+    "qemu-devel, 2017-12-19, Alex Williamson (MSI-X relocation RFC): 'drivers dumb enough "
+    "to index registers from the end for the BAR'"
 )
-SRC_ATTRS = "seed 003: Alexey Kardashevskiy, 2017-12-19, linking rapidio/devices/tsi721.c"
+SRC_ATTRS = (
+    "qemu-devel, 2017-12-19, Alexey Kardashevskiy (MSI-X relocation RFC), pointing at "
+    "Linux drivers/rapidio/devices/tsi721.c"
+)
 SRC_GUEST = (
-    "seed 000: commit 89d5202edc 'vfio/pci: Allow relocating MSI-X MMIO' (no foolproof "
-    "automatic selection; known-good combinations must come from users)"
+    "QEMU commit 89d5202edc 'vfio/pci: Allow relocating MSI-X MMIO': no foolproof automatic "
+    "choice; known-good combinations must come from users"
 )
 SRC_KERNEL = (
-    "seed 000: commit 89d5202edc (kernel v4.16 allows mmap of the MSI-X table area); "
-    "hw/vfio/pci.c vfio_pci_fixup_msix_region"
+    "QEMU commit 89d5202edc (Linux 4.16 lets the MSI-X table page be mmap'd); hw/vfio/pci.c "
+    "vfio_pci_fixup_msix_region"
 )
-SRC_SUBPAGE = "seed 002 (2012 powernv thread) and hw/vfio/pci.c vfio_sub_page_bar_update_mapping"
+SRC_SUBPAGE = (
+    "qemu-devel 2012 (sub-page BARs on POWER) and hw/vfio/pci.c vfio_sub_page_bar_update_mapping"
+)
+SRC_WINDOW = (
+    "hw/vfio/pci.c vfio_pci_relocate_msix (a new BAR is 64-bit only if the next slot is free)"
+)
+
+# code -> (what it means, where it was reported); the text report prints this legend
+HAZARDS: dict[str, tuple[str, str]] = {
+    "first-memory-bar": (
+        "the new BAR comes before the device's first memory BAR: drivers that take the "
+        "first memory BAR as their registers break",
+        SRC_MPT3SAS,
+    ),
+    "32-bit-window": ("the BAR must fit in the guest's 32-bit PCI window", SRC_WINDOW),
+    "bar-grows": (
+        "an existing BAR doubles: drivers that check BAR sizes or index registers from "
+        "the BAR's end may misbehave",
+        SRC_BAR_END,
+    ),
+    "new-bar-attributes": (
+        "the new BAR is prefetchable: drivers that validate BAR attributes may refuse it",
+        SRC_ATTRS,
+    ),
+    "sub-page-bar": (
+        "a BAR smaller than a host page is direct-mapped only if the guest puts it on a "
+        "page boundary",
+        SRC_SUBPAGE,
+    ),
+    "old-kernel": (
+        "host kernel before 4.16: the MSI-X table page stays unmappable, relocation "
+        "recovers nothing",
+        SRC_KERNEL,
+    ),
+    "guest-dependent": (
+        "whether the guest driver accepts the new layout depends on the driver: test it",
+        SRC_GUEST,
+    ),
+}
+
+# vfio_kernel_era's eras in words a user knows
+ERA_WORDS = {
+    "E0": "host kernel before 4.6",
+    "E1": "host kernel 4.6 to 4.15",
+    "E2": "host kernel 4.16 or later",
+}
+
+
+def era_words(era: str) -> str:
+    return ERA_WORDS.get(era, era)
+
+
+def size_text(n: int) -> str:
+    """Sizes in one style, as QEMU and lspci print them: 4K, 64K, 1M, 16G."""
+    from .devices import human
+
+    return human(n)
+
+
+@dataclass(frozen=True, slots=True)
+class Recommended:
+    """The one option the report recommends, and what it rests on."""
+
+    option: str | None  # "off", "bar5", ... or None (no option helps)
+    pages_recovered: int
+    added_mmio: int
+    assumptions: tuple[str, ...]  # facts not from the input that the answer rests on
+    conditions: tuple[str, ...] = ()  # "only if ..." (empty: QEMU accepts it in any case)
+    alternative: str | None = None  # a cheaper option that needs a check first
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +202,13 @@ class RelocationReport:
     relocation: Relocation
     hazards: tuple[Hazard, ...] = ()
     bars: tuple[BarPages, ...] = ()
+    # what QEMU's acceptance depends on, when the input leaves it open ("BAR 0 is 32-bit")
+    conditions: tuple[str, ...] = ()
+
+    @property
+    def certain(self) -> bool:
+        """QEMU accepts it under every possibility the input leaves open."""
+        return self.valid and not self.conditions
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +224,19 @@ class DeviceAdvice:
     reported: tuple[ReportedPair, ...]
     explanations: tuple[str, ...]
     recommendation: str
+    recommended: Recommended | None = None
+    headline: str = ""
+    changed: tuple[str, ...] = ()  # what a richer input changed in the answer, and why
+    no_mmap: bool = False  # the dump shows no BAR of the device direct-mapped at all
+    action: str = ""  # what to do, the second half of the recommendation
 
     @property
     def bars(self) -> tuple[BarPages, ...]:
         return self.observed or self.simulated
+
+    @property
+    def basis(self) -> str:
+        return "dump" if self.observed else "simulated"
 
 
 def simulate(
@@ -158,9 +247,17 @@ def simulate(
     return reloc, tree, view
 
 
-def _simulate(facts: DeviceFacts, option: str, page: int, era: str, no_mmap: bool = False):
-    """simulate, also returning where each BAR was placed in guest memory."""
-    dev = facts.device
+def _simulate(
+    facts: DeviceFacts,
+    option: str,
+    page: int,
+    era: str,
+    no_mmap: bool = False,
+    dev: PciDevice | None = None,
+):
+    """simulate, also returning where each BAR was placed in guest memory (``dev``: one
+    of the devices the input leaves possible, see _worlds)."""
+    dev = dev or facts.device
     reloc = relocate(dev, option, page)
     if not reloc.valid and option != "off":
         return reloc, {}, None, None
@@ -218,7 +315,45 @@ def advise(
     view: FlatView | None = None,
     kvm_labels: bool = False,
 ) -> list[DeviceAdvice]:
-    return [_advise_one(f, p, era, view, kvm_labels) for f in facts_list for p in page_sizes]
+    ordered = sorted(facts_list, key=lambda f: f.device.address)  # BDF order
+    return [_advise_one(f, p, era, view, kvm_labels) for f in ordered for p in page_sizes]
+
+
+def _worlds(facts: DeviceFacts) -> list[tuple[PciDevice, dict[int, bool]]]:
+    """Every device the input leaves possible: each BAR of unknown width 32- or 64-bit
+    (the first is the one facts.device holds: unknown widths as 32-bit)."""
+    dev = facts.device
+    ks = sorted(facts.open_width)
+    out = []
+    for combo in product((False, True), repeat=len(ks)):
+        widths = dict(zip(ks, combo, strict=True))
+        bars = tuple(replace(b, is_64bit=widths.get(b.index, b.is_64bit)) for b in dev.bars)
+        out.append((replace(dev, bars=bars), widths))
+    return out
+
+
+def _verdict(
+    facts: DeviceFacts, option: str, page: int, worlds: list[tuple[PciDevice, dict[int, bool]]]
+) -> tuple[PciDevice | None, Relocation, tuple[str, ...]]:
+    """vfio_pci_relocate_msix over every possible device: the first device QEMU accepts
+    the option for (None: refused in every one), and what acceptance depends on."""
+    results = [(relocate(d, option, page), d, w) for d, w in worlds]
+    ok = [(r, d, w) for r, d, w in results if r.valid]
+    if not ok:
+        return None, results[0][0], ()
+    conds: list[str] = []
+    if len(ok) < len(results):
+        for k in sorted(facts.open_width):
+            vals = {w[k] for _r, _d, w in ok}
+            if len(vals) == 1:
+                conds.append(f"BAR {k} is {'64' if vals.pop() else '32'}-bit")
+        if not conds:
+            conds.append("the BAR widths lspci shows allow it")
+    if option.startswith("bar") and not facts.slots_listed:
+        t = int(option[3:])
+        if t not in facts.seen_slots():
+            conds.append(f"BAR slot {t} is empty on the host")
+    return ok[0][1], ok[0][0], tuple(conds)
 
 
 def _advise_one(
@@ -229,15 +364,18 @@ def _advise_one(
     if view is not None and facts.observed is not None:
         sizes = {b.index: b.guest_size for b in facts.observed.bars}
         observed = _host_bar_pages(dev, view, facts.guest_bases, sizes, page, kvm)
+    worlds = _worlds(facts)
     reports = []
     baseline: tuple[BarPages, ...] = ()
     for option in OPTIONS:
-        reloc, bases, _tree, sim = _simulate(facts, option, page, era)
-        if sim is None:
-            reports.append(RelocationReport(option, False, reloc.error, 0, 0, 0, reloc))
+        world, verdict, conds = _verdict(facts, option, page, worlds)
+        if world is None and option != "off":
+            reports.append(RelocationReport(option, False, verdict.error, 0, 0, 0, verdict))
             continue
+        reloc, bases, _tree, sim = _simulate(facts, option, page, era, dev=world or dev)
+        assert sim is not None
         sizes = {b.index: b.size for b in reloc.bars}
-        bars = _host_bar_pages(dev, sim, bases, sizes, page)
+        bars = _host_bar_pages(world or dev, sim, bases, sizes, page)
         if option == "off":
             baseline = bars
         reports.append(
@@ -249,8 +387,9 @@ def _advise_one(
                 _lost(bars),
                 _lost(baseline) - _lost(bars) if option != "off" else 0,
                 reloc,
-                _hazards(dev, reloc, page, era) if reloc.valid and option != "off" else (),
+                _hazards(world or dev, reloc, page, era) if reloc.valid and option != "off" else (),
                 bars,
+                conds,
             )
         )
     valid = [r for r in reports if r.valid and r.option != "off"]
@@ -262,6 +401,7 @@ def _advise_one(
             valid,
             key=lambda r: (
                 -r.pages_recovered,
+                bool(r.conditions),
                 r.added_mmio,
                 r.option not in good,
                 len(r.hazards),
@@ -269,7 +409,10 @@ def _advise_one(
             ),
         )
     )
-    explanations = _explain(facts, observed, baseline, page, era)
+    no_mmap = _no_mmap_at_all(observed, baseline)
+    explanations = _explain(facts, observed, baseline, page, era, no_mmap)
+    rec = _recommended(facts, observed, baseline, reports, ranking, page, era, no_mmap)
+    headline = _headline(facts, observed, baseline, page, era, no_mmap)
     return DeviceAdvice(
         facts,
         page,
@@ -281,7 +424,23 @@ def _advise_one(
         _strategies(dev, page),
         reported,
         explanations,
-        _recommend(dev, observed or baseline, reports, ranking, page, era),
+        f"{headline}; {_action(dev, rec, reports)}",
+        rec,
+        headline,
+        (),
+        no_mmap,
+        _action(dev, rec, reports),
+    )
+
+
+def _no_mmap_at_all(observed: Sequence[BarPages], sim: Sequence[BarPages]) -> bool:
+    """The dump shows no memory BAR of the device direct-mapped while the simulation of
+    `off` maps some: x-no-mmap=on, or mmaps off while an INTx was pending."""
+    mem = [b for b in observed if not b.is_io and b.size and not b.msix_only]
+    return (
+        bool(mem)
+        and all(b.ramd_bytes == 0 for b in mem)
+        and any(b.ramd_bytes > 0 for b in sim if not b.is_io)
     )
 
 
@@ -320,14 +479,14 @@ def _hazards(dev: PciDevice, reloc: Relocation, page: int, era: str) -> tuple[Ha
             Hazard(
                 "32-bit-window",
                 f"the new BAR {t} is 32-bit: it needs room in the guest's 32-bit PCI hole",
-                "hw/vfio/pci.c vfio_pci_relocate_msix (64-bit only if the next slot is free too)",
+                SRC_WINDOW,
             )
         )
     if not new.created:
         out.append(
             Hazard(
                 "bar-grows",
-                f"BAR {t} doubles to {new.size:#x}: drivers that check BAR "
+                f"BAR {t} doubles to {size_text(new.size)}: drivers that check BAR "
                 "sizes or index registers from the BAR end may misbehave",
                 SRC_BAR_END,
             )
@@ -336,8 +495,8 @@ def _hazards(dev: PciDevice, reloc: Relocation, page: int, era: str) -> tuple[Ha
             out.append(
                 Hazard(
                     "32-bit-window",
-                    f"BAR {t} is 32-bit and grows to {new.size:#x} below 4G",
-                    "vfio-msix.md §2.6 (window pressure)",
+                    f"BAR {t} is 32-bit and grows to {size_text(new.size)} below 4G",
+                    SRC_WINDOW,
                 )
             )
     if new.created:
@@ -355,7 +514,7 @@ def _hazards(dev: PciDevice, reloc: Relocation, page: int, era: str) -> tuple[Ha
             out.append(
                 Hazard(
                     "sub-page-bar",
-                    f"BAR {b.index} ({b.size:#x}) is smaller than a "
+                    f"BAR {b.index} ({size_text(b.size)}) is smaller than a "
                     "host page: it is direct-mapped only if the guest puts it on a page "
                     "boundary",
                     SRC_SUBPAGE,
@@ -386,24 +545,24 @@ def _strategies(dev: PciDevice, page: int) -> tuple[tuple[str, str | None, str],
         (
             "RFC v1 least-cost auto",
             _rfc_v1_auto(dev, page),
-            "Dec 2017 RFC: the slot adding the least MMIO, first BAR first (seed 003)",
+            "December 2017 RFC on qemu-devel: the slot adding the least MMIO, first BAR first",
         ),
         (
             "last BAR first",
             _last_bar_first(dev, page),
-            "Alexey Kardashevskiy's suggestion: search from BAR5 down (seed 003)",
+            "Alexey Kardashevskiy's suggestion on qemu-devel: search from BAR5 down",
         ),
         (
             "extend only",
             _extend_only(dev, page),
-            "Alex Williamson's variant: only extend existing BARs (seed 003)",
+            "Alex Williamson's variant on qemu-devel: only extend existing BARs",
         ),
         ("QEMU auto", None, "merged QEMU: 'auto' is an empty lookup table and always fails"),
     )
 
 
 def _rfc_v1_auto(dev: PciDevice, page: int) -> str | None:
-    """The auto loop of the RFC (seed 003): least ``max(2*size, size ? 2*msix : msix)``."""
+    """The auto loop of the December 2017 RFC: least ``max(2*size, size ? 2*msix : msix)``."""
     if dev.msix is None:
         return None
     unit = msix_relocation_size(dev.msix.vectors, page)
@@ -439,23 +598,36 @@ def _extend_only(dev: PciDevice, page: int) -> str | None:
 
 
 def _explain(
-    facts: DeviceFacts, observed: Sequence[BarPages], sim: Sequence[BarPages], page: int, era: str
+    facts: DeviceFacts,
+    observed: Sequence[BarPages],
+    sim: Sequence[BarPages],
+    page: int,
+    era: str,
+    no_mmap: bool = False,
 ) -> tuple[str, ...]:
     """Where the dump and the simulation of `off` part ways, and the likely reason."""
     out = []
     sim_by = {b.index: b for b in sim}
+    if no_mmap:
+        out.append(
+            "no BAR of this device is direct-mapped in the dump: QEMU mmaps nothing with "
+            "x-no-mmap=on (remove it), and it turns every mmap off while an INTx (legacy "
+            "interrupt) is pending, for x-intx-mmap-timeout-ms (1100 ms) after the last one "
+            "(vfio_intx_interrupt): take the dump again once the guest's driver uses MSI-X. "
+            "Relocating MSI-X cannot help either way."
+        )
     for b in observed:
         s = sim_by.get(b.index)
-        if s is None or b.is_io:
+        if s is None or b.is_io or no_mmap:
             continue
         if b.ramd_bytes == 0 and s.ramd_bytes > 0:
             out.append(
                 f"BAR {b.index}: the dump shows no direct mapping (no ramd) at all, flatview's "
-                f"simulation (kernel era {era}) loses {s.pages_lost} of {s.pages_total} pages. "
+                f"simulation ({era_words(era)}) loses {s.pages_lost} of {s.pages_total} pages. "
                 "QEMU did not mmap this BAR: its MSI-X fixup (vfio_pci_fixup_msix_region) "
                 "excludes the table's host page(s) when the kernel does not report "
-                "MSIX_MAPPABLE (before 4.16, or the fixup left on), or x-no-mmap=on, or mmaps "
-                "were off while an INTx was pending."
+                "MSIX_MAPPABLE (before 4.16), which at the dump's host page size can be the "
+                "whole BAR."
             )
         elif b.pages_lost == s.pages_lost:
             continue
@@ -467,7 +639,8 @@ def _explain(
         else:
             out.append(
                 f"BAR {b.index}: the dump loses fewer pages ({b.pages_lost}) than the "
-                f"simulation ({s.pages_lost})."
+                f"simulation ({s.pages_lost}), which puts a sub-page BAR off a page boundary "
+                "where the guest's placement is not known."
             )
     if facts.relocated_to is not None:
         out.append(
@@ -479,44 +652,145 @@ def _explain(
         if b.is_io and b.size is None and b.address is None:
             out.append(
                 f"BAR {b.index} is an I/O BAR the host left unassigned (lspci <unassigned>): "
-                f"VFIO may then report it empty, and QEMU accepts bar{b.index} as a new BAR "
-                "instead of refusing it (seed 003, test #2 on a PowerNV host; mpt3sas then "
-                "failed to probe)"
+                f"QEMU refuses bar{b.index} for an I/O BAR, as the table says; but where VFIO "
+                f"reports such a BAR as empty, QEMU took bar{b.index} as a new BAR instead "
+                "(reported on qemu-devel in December 2017 on a POWER host; mpt3sas then "
+                "failed to probe): do not use it"
             )
     used = {s for b in dev.bars if b.size or b.is_io for s in b.slots}
     if dev.msix is not None and used >= set(range(PCI_ROM_SLOT)):
         out.append(
             "every BAR slot is taken: only extending a BAR (doubling it) can move MSI-X "
-            "(vfio-msix.md §4.1, fully packed BARs; seed 003's BCM5719)"
+            "(as on the fully packed BCM5719 reported on qemu-devel in December 2017)"
         )
     return tuple(out)
 
 
-def _recommend(
-    dev: PciDevice,
-    now: Sequence[BarPages],
+def _headline(
+    facts: DeviceFacts,
+    observed: Sequence[BarPages],
+    sim: Sequence[BarPages],
+    page: int,
+    era: str,
+    no_mmap: bool,
+) -> str:
+    """The page figures, on one basis: the dump's and the simulation's, and why they differ."""
+    total = sum(b.pages_total for b in sim if not b.is_io)
+    s = _lost(sim)
+    sim_text = f"{s} of {total} host page(s) lost with x-msix-relocation=off"
+    if not observed:
+        return f"{sim_text} (simulated, {era_words(era)})"
+    d = _lost(observed)
+    if no_mmap:
+        return (
+            f"the dump shows no BAR direct-mapped: all {d} page(s) trap, not because of "
+            f"MSI-X; with mmaps working, off would lose {s} (simulated)"
+        )
+    if d == s:
+        return f"{sim_text} (the dump and the simulation agree)"
+    unmapped = [b.index for b in observed if not b.is_io and b.ramd_bytes == 0 and b.pages_total]
+    why = (
+        f"QEMU did not mmap BAR {', '.join(map(str, unmapped))} (a host kernel before 4.16 "
+        "keeps the MSI-X table's page out)"
+        if unmapped and d > s
+        else "see the explanations below"
+    )
+    return (
+        f"the dump shows {d} of {total} page(s) lost; the simulation with a "
+        f"{era_words(era)} loses {s}: {why}"
+    )
+
+
+def _recommended(
+    facts: DeviceFacts,
+    observed: Sequence[BarPages],
+    sim: Sequence[BarPages],
     reports: Sequence[RelocationReport],
     ranking: Sequence[str],
     page: int,
     era: str,
-) -> str:
-    lost = _lost(now)
-    size = f"{page // 1024}K" if page % 1024 == 0 else str(page)
-    if dev.msix is None:
-        return f"{dev.address}: no MSI-X capability: nothing to relocate"
-    if lost == 0:
-        return f"{dev.address} at {size} pages: no page lost: keep x-msix-relocation=off"
-    if era != "E2":
-        return (
-            f"{dev.address} at {size} pages: {lost} page(s) lost; a host kernel before 4.16 "
-            "keeps the table page unmappable, so no relocation helps: upgrade the host kernel"
-        )
-    best = next((r for r in reports if ranking and r.option == ranking[0]), None)
-    if best is None or best.pages_recovered <= 0:
-        return f"{dev.address} at {size} pages: {lost} page(s) lost; no relocation recovers any"
-    codes = ", ".join(h.code for h in best.hazards if h.code != "guest-dependent") or "none"
-    return (
-        f"{dev.address} at {size} pages: {lost} page(s) lost; x-msix-relocation="
-        f"{best.option} recovers {best.pages_recovered} for +{best.added_mmio:#x} bytes of "
-        f"MMIO (hazards: {codes})"
+    no_mmap: bool,
+) -> Recommended:
+    """The option to paste: one QEMU accepts under every possibility the input leaves
+    open when there is one; else the best one, with the conditions it needs."""
+    dev = facts.device
+    assumed = tuple(
+        f"{f.what} = {f.value}: {f.source.removeprefix('assumed: ')}" for f in facts.assumptions
+    ) + tuple(
+        f"BAR {b.index} guest address = off a {size_text(page)} boundary: the worst case (a "
+        "BAR smaller than a host page is direct-mapped only on a page boundary, and the "
+        "input does not say where the guest puts it)"
+        for b in dev.bars
+        if b.size and not b.is_io and b.size < page and b.index not in facts.guest_bases
     )
+    if facts.observed is None and not facts.emulated:
+        assumed += (
+            "mmap = on (no x-no-mmap=on, no INTx pending): only a dump of the running "
+            "guest shows it",
+        )
+    none = Recommended(None, 0, 0, assumed)
+    if dev.msix is None or no_mmap or era != "E2":
+        return none
+    by = {r.option: r for r in reports}
+    off = by["off"]
+    ranked = [by[o] for o in ranking]
+    if off.valid and _lost(sim) == 0:
+        return Recommended("off", 0, 0, assumed)
+    need = ranked if not off.valid else [r for r in ranked if r.pages_recovered > 0]
+    if not need:
+        return Recommended("off", 0, 0, assumed) if off.valid else none
+    sure = [r for r in need if r.certain]
+    best = sure[0] if sure else need[0]
+    alt = None
+    for r in sorted(need, key=lambda r: len(r.conditions)):
+        if r is best or not r.conditions:
+            continue
+        better = r.pages_recovered > best.pages_recovered or (
+            r.pages_recovered == best.pages_recovered and r.added_mmio < best.added_mmio
+        )
+        if better:
+            alt = (
+                f"x-msix-relocation={r.option} would recover {r.pages_recovered} for "
+                f"+{size_text(r.added_mmio)}, but only if {' and '.join(r.conditions)}: "
+                f"check with `lspci -vvv -s {dev.address}` on the host"
+            )
+        break
+    return Recommended(
+        best.option, best.pages_recovered, best.added_mmio, assumed, best.conditions, alt
+    )
+
+
+def _action(dev: PciDevice, rec: Recommended, reports: Sequence[RelocationReport]) -> str:
+    if dev.msix is None:
+        return "no MSI-X capability: nothing to relocate"
+    by = {r.option: r for r in reports}
+    if rec.option is None:
+        if any(h.code == "old-kernel" for r in reports for h in r.hazards):
+            return (
+                "a host kernel before 4.16 keeps the table page unmappable, so no relocation "
+                "helps: upgrade the host kernel"
+            )
+        if by["off"].valid and by["off"].pages_lost == 0:
+            return "fix the mapping first (see the explanation); MSI-X costs no page"
+        if all(r.pages_recovered <= 0 for r in reports):
+            return "no relocation recovers any page; keep x-msix-relocation=off"
+        return "relocating MSI-X cannot help: see the explanation"
+    if rec.option == "off" and by["off"].pages_lost:
+        return "no relocation recovers any page; keep x-msix-relocation=off"
+    if rec.option == "off":
+        return "no page lost to MSI-X: keep x-msix-relocation=off"
+    r = by[rec.option]
+    codes = ", ".join(h.code for h in r.hazards if h.code != "guest-dependent") or "none"
+    must = "" if by["off"].valid else "QEMU refuses the native layout, so relocate: "
+    text = (
+        f"{must}x-msix-relocation={rec.option} recovers {rec.pages_recovered} page(s) for "
+        f"+{size_text(rec.added_mmio)} of MMIO (hazards: {codes})"
+    )
+    if rec.conditions:
+        text += (
+            f", but only if {' and '.join(rec.conditions)}: check with "
+            f"`lspci -vvv -s {dev.address}` on the host"
+        )
+    if rec.alternative:
+        text += f"; {rec.alternative}"
+    return text

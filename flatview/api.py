@@ -28,9 +28,11 @@ from .terminates import Knowledge
 __all__ = [
     "Machine",
     "advise",
+    "advise_on",
     "bundled_sample",
     "check",
     "flatten",
+    "inputs",
     "load",
     "machine",
     "monitor_pci",
@@ -38,6 +40,7 @@ __all__ = [
     "parse_text",
     "read_text",
     "select_dumps",
+    "split_inputs",
     "split_kinds",
 ]
 
@@ -161,11 +164,11 @@ def machine(dumps: Sequence[Dump], pci: Iterable[PciDevice] = ()) -> Machine:
     return Machine(tree, flat, flattened, tuple(views), view, tuple(facts), kvm)
 
 
-def gather_devices(
+def inputs(
     text: str, name: str, extra_pci: Iterable[PciDevice] = (), lines: Sequence[int] = ()
-):
-    """Dumps and PCI listings of one input, reconciled into assigned devices (the dumps
-    of one machine state: see select_dumps)."""
+) -> tuple[list[Dump], list[PciDevice]]:
+    """The dumps of one machine state (see select_dumps) and every PCI listing (lspci and
+    the ``(qemu) info pci`` part of a bundle in the text, plus ``extra_pci``) of one input."""
     from .lspci import parse_lspci
 
     try:
@@ -175,14 +178,21 @@ def gather_devices(
             raise
         dumps = []
     pci = monitor_pci(text, name) + list(extra_pci)
-    if not any(word in text for word in _LSPCI_WORDS):  # a dump alone: skip the lspci pass
-        return _gathered(machine(select_dumps(dumps, name, lines) if dumps else [], pci))
-    try:
-        pci = parse_lspci(text, name) + pci
-    except SourceError as exc:
-        if "no lspci device information" not in exc.msg or not (dumps or pci):
-            raise
-    return _gathered(machine(select_dumps(dumps, name, lines) if dumps else [], pci))
+    if any(word in text for word in _LSPCI_WORDS):  # a dump alone: skip the lspci pass
+        try:
+            pci = parse_lspci(text, name) + pci
+        except SourceError as exc:
+            if "no lspci device information" not in exc.msg or not (dumps or pci):
+                raise
+    return (select_dumps(dumps, name, lines) if dumps else []), pci
+
+
+def gather_devices(
+    text: str, name: str, extra_pci: Iterable[PciDevice] = (), lines: Sequence[int] = ()
+):
+    """Dumps and PCI listings of one input, reconciled into assigned devices (the dumps
+    of one machine state: see select_dumps)."""
+    return _gathered(machine(*inputs(text, name, extra_pci, lines)))
 
 
 def monitor_pci(text: str, name: str) -> list[PciDevice]:
@@ -207,6 +217,27 @@ def _gathered(m: Machine):
     return list(m.facts), m.view, m.kvm
 
 
+INPUT_KINDS = ("dump", "lspci", "info pci")
+
+
+def _kind(d: PciDevice) -> str:
+    return "info pci" if d.source in ("info pci", "query-pci") else "lspci"
+
+
+def split_inputs(
+    dumps: Sequence[Dump], pci: Sequence[PciDevice]
+) -> dict[str, tuple[list[Dump], list[PciDevice]]]:
+    """The input kinds one input holds, each alone: {'dump': (dumps, []), 'lspci': ...}."""
+    out: dict[str, tuple[list[Dump], list[PciDevice]]] = {}
+    if dumps:
+        out["dump"] = (list(dumps), [])
+    for kind in INPUT_KINDS[1:]:
+        mine = [d for d in pci if _kind(d) == kind]
+        if mine:
+            out[kind] = ([], mine)
+    return out
+
+
 def advise(
     text: str,
     name: str,
@@ -218,14 +249,75 @@ def advise(
     lines: Sequence[int] = (),
 ):
     """The advisor on one input (dumps and/or lspci text)."""
-    from .advisor import advise as _advise
+    dumps, pci = inputs(text, name, extra_pci, lines)
+    return advise_on(dumps, pci, page_sizes, devices=devices, era=era, name=name)
 
-    facts, view, kvm = gather_devices(text, name, extra_pci, lines)
+
+def advise_on(
+    dumps: Sequence[Dump],
+    pci: Sequence[PciDevice],
+    page_sizes: Iterable[int],
+    *,
+    devices: Iterable[str] = (),
+    era: str = "E2",
+    name: str = "-",
+    compare: bool = True,
+):
+    """The advisor on one machine state's dumps and PCI listings.  When they hold more
+    than one kind of input, each kind is also advised on alone, and every answer the
+    whole input changes says which facts changed it."""
+    from dataclasses import replace
+
+    from .advisor import advise as _advise
+    from .devices import fact_changes
+
+    sizes = list(page_sizes)
+    m = machine(dumps, pci)
+    facts = list(m.facts)
     wanted = {d if d.count(":") == 2 else f"0000:{d}" for d in devices}
     if wanted:
         facts = [f for f in facts if f.device.address in wanted]
         if not facts:
             raise UsageError(f"no assigned device {', '.join(sorted(wanted))} in the input")
     if not facts:
+        if pci and not dumps and not any(d.msix for d in pci):
+            raise UsageError(
+                f"{name}: no MSI-X capability in the input ('info pci' does not show "
+                "capabilities): add 'lspci -vvv' of the host or an 'info mtree' dump"
+            )
         raise UsageError(f"{name}: no VFIO-assigned device and no PCI device with MSI-X found")
-    return _advise(facts, list(page_sizes), era=era, view=view, kvm_labels=kvm), facts
+    advice = _advise(facts, sizes, era=era, view=m.view, kvm_labels=m.kvm)
+    kinds = split_inputs(dumps, pci)
+    if not compare or len(kinds) < 2:
+        return advice, facts
+    out = []
+    partial = {}
+    for kind, (d, p) in kinds.items():
+        sub = machine(d, p)
+        for f in sub.facts:
+            partial[(kind, f.device.address)] = f
+        if sub.facts:
+            for a in _advise(list(sub.facts), sizes, era=era, view=sub.view, kvm_labels=sub.kvm):
+                partial[(kind, a.facts.device.address, a.page_size)] = a
+    for a in advice:
+        changed = []
+        for kind in kinds:
+            b = partial.get((kind, a.facts.device.address, a.page_size))
+            if b is None or b.recommended is None or a.recommended is None:
+                continue
+            if b.recommended.option == a.recommended.option:
+                continue
+            why = fact_changes(b.facts, a.facts) or [
+                "the input's other sources place or size the BARs differently"
+            ]
+            alone = "the dump" if kind == "dump" else kind
+            changed.append(
+                f"{alone} alone gives {_opt(b.recommended.option)}; the whole input gives "
+                f"{_opt(a.recommended.option)} because " + "; ".join(why)
+            )
+        out.append(replace(a, changed=tuple(changed)) if changed else a)
+    return out, facts
+
+
+def _opt(option: str | None) -> str:
+    return f"x-msix-relocation={option}" if option else "no option"

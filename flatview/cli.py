@@ -188,6 +188,11 @@ def _parser() -> argparse.ArgumentParser:
         "mmap'd; default %(default)s)",
     )
     p.add_argument(
+        "--wide",
+        action="store_true",
+        help="one line per table row and per note (default: fit 100 columns)",
+    )
+    p.add_argument(
         "--emit-mtree",
         metavar="OPTION",
         choices=OPTIONS,
@@ -344,7 +349,6 @@ def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
 
 
 def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
-    from .advisor import simulate
     from .infopci import parse_info_pci
     from .lspci import parse_lspci
     from .render import advice as advice_render
@@ -361,21 +365,50 @@ def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
     advice, facts = api.advise(
         text, name, sizes, extra_pci=extra, devices=args.device, era=era, lines=args.dump
     )
-    option = args.emit_mtree or args.emit_flat
-    if option:
-        out = []
-        for f in facts:
-            reloc, tree, view = simulate(f, option, sizes[0], era)
-            if tree is None or view is None:
-                raise UsageError(f"x-msix-relocation={option}: {reloc.error}")
-            if args.emit_mtree:
-                out.append(qemu_render.format_mtree(tree))
-            else:
-                out.append("\n".join(qemu_render.format_flatview(view)) + "\n\n")
-        return "".join(out), EXIT_OK
+    if args.emit_mtree or args.emit_flat:
+        return _emit(args, facts, sizes, era)
     if args.json:
         return json_render.dumps_json("advise", advice_render.advice_data(advice)), EXIT_OK
-    return advice_render.advice_text(advice), EXIT_OK
+    return advice_render.advice_text(advice, wide=args.wide), EXIT_OK
+
+
+def _emit(args: argparse.Namespace, facts, sizes: list[int], era: str) -> tuple[str, int]:
+    """--emit-mtree / --emit-flat: the simulated stacks, each device and page size (both
+    kinds when both are asked for; JSON with --json)."""
+    from .advisor import simulate
+
+    out, data = [], []
+    for f in facts:
+        for page in sizes:
+            for kind, option in (
+                ("info mtree", args.emit_mtree),
+                ("info mtree -f", args.emit_flat),
+            ):
+                if not option:
+                    continue
+                reloc, tree, view = simulate(f, option, page, era)
+                if tree is None or view is None:
+                    raise UsageError(f"x-msix-relocation={option}: {reloc.error}")
+                if kind == "info mtree":
+                    text = qemu_render.format_mtree(tree)
+                else:
+                    text = "\n".join(qemu_render.format_flatview(view)) + "\n\n"
+                head = f"# {f.device.address}, host pages {page // 1024}K, "
+                out.append((head, option, kind, text))
+                data.append(
+                    {
+                        "device": f.device.address,
+                        "page_size": page,
+                        "option": option,
+                        "command": kind,
+                        "text": text,
+                    }
+                )
+    if args.json:
+        return json_render.dumps_json("advise", {"simulated": data}), EXIT_OK
+    if len(out) == 1:  # one stack: exactly what QEMU would print
+        return out[0][3], EXIT_OK
+    return "".join(f"{h}x-msix-relocation={o}: {k}\n{t}" for h, o, k, t in out), EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> tuple[str, int]:

@@ -17,7 +17,42 @@ from .model import FlatRange, FlatView, MemoryRegion, MtreeDump
 from .pci import MsixCapability, PciBar, PciDevice
 from .vfio import VFIO_NAME
 
-__all__ = ["DeviceFacts", "ObservedBar", "ObservedDevice", "gather", "observe_flat"]
+__all__ = [
+    "DeviceFacts",
+    "Fact",
+    "ObservedBar",
+    "ObservedDevice",
+    "fact_changes",
+    "gather",
+    "observe_flat",
+]
+
+FOUR_G = 1 << 32
+PCI_ROM_SLOT = 6  # BAR registers 0..5
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One thing the advisor knows about a device, and where it came from: ``dump``,
+    ``lspci``, ``info pci``, ``inferred: <from what>`` or ``assumed: <why>``."""
+
+    bar: int | None  # BAR index; None for the MSI-X capability
+    field: str  # "size", "type", "width", "guest address", "vectors", "table", "PBA"
+    value: str
+    source: str
+
+    @property
+    def assumed(self) -> bool:
+        return self.source.startswith("assumed")
+
+    @property
+    def what(self) -> str:
+        if self.bar is not None:
+            return f"BAR {self.bar} {self.field}"
+        return f"MSI-X {self.field}" if self.field in ("vectors", "table", "PBA") else self.field
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.value} ({self.source})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +180,28 @@ class DeviceFacts:
     sources: tuple[str, ...] = ()
     emulated: bool = False  # a QEMU-emulated device: simulated as if assigned
     host_bases: dict[int, int] = field(default_factory=dict)  # from the host's own lspci
+    provenance: tuple[Fact, ...] = ()  # every fact used, with its source
+    open_width: frozenset[int] = frozenset()  # memory BARs that may be 32- or 64-bit
+    # True when a listing of every BAR (lspci with "Region N:", info pci) was matched; a
+    # dump shows only the BARs the guest mapped, so a slot it does not show may hide one
+    slots_listed: bool = True
+
+    def sources_of(self, bar: int | None) -> dict[str, str]:
+        """field -> source for one BAR (None: the MSI-X capability)."""
+        return {f.field: f.source for f in self.provenance if f.bar == bar}
+
+    @property
+    def assumptions(self) -> tuple[Fact, ...]:
+        return tuple(f for f in self.provenance if f.assumed)
+
+    def seen_slots(self) -> frozenset[int]:
+        """BAR slots the input shows something in (a BAR or a 64-bit BAR's upper half)."""
+        out: set[int] = set()
+        for b in self.device.bars:
+            if b.size or b.is_io:
+                out.update(b.slots if b.index not in self.open_width else (b.index,))
+        out.update(self.guest_bases)
+        return frozenset(out)
 
 
 def _norm_bdf(addr: str) -> str:
@@ -169,13 +226,64 @@ def gather(
     # lspci alone: its addresses are the host's (or another guest's), not where this guest
     # will put the BARs, so guest placement is left to the simulation.
     out = [
-        DeviceFacts(d, _guest_addresses(d), sources=(d.source,), host_bases=_host_addresses(d))
+        DeviceFacts(
+            d,
+            _guest_addresses(d),
+            sources=(d.source,),
+            host_bases=_host_addresses(d),
+            provenance=tuple(_listing_facts(d)),
+            slots_listed=_lists_every_bar(d),
+        )
         for d in pci
         if d.msix is not None
     ]
     if view is not None:
         out += _emulated(view, [d for d in pci if d.msix is None])
     return out
+
+
+def _lists_every_bar(d: PciDevice) -> bool:
+    """lspci ("Region N:") and info pci print every BAR the device has, mapped or not."""
+    return d.source != "lspci" or not any(b.index_inferred for b in d.bars)
+
+
+def _src(d: PciDevice | PciBar, inferred: bool = False) -> str:
+    if inferred:
+        return "inferred: lspci -v lists BARs in order without 'Region N:'"
+    return d.source or "input"
+
+
+def _listing_facts(d: PciDevice) -> list[Fact]:
+    """The facts an lspci or info pci block states, each with that source."""
+    out: list[Fact] = []
+    for b in d.bars:
+        src = _src(b, b.index_inferred)
+        out.append(Fact(b.index, "size", human(b.size) if b.size else "unknown", src))
+        out.append(Fact(b.index, "type", "I/O" if b.is_io else "memory", src))
+        if not b.is_io:
+            out.append(Fact(b.index, "width", "64-bit" if b.is_64bit else "32-bit", src))
+        if b.address is not None:
+            where = "host address" if d.source == "lspci" else "guest address"
+            out.append(Fact(b.index, where, f"{b.address:#x}", src))
+    out += _msix_facts(d.msix, d.source or "input")
+    return out
+
+
+def _msix_facts(m: MsixCapability | None, src: str, pba_src: str | None = None) -> list[Fact]:
+    if m is None:
+        return []
+    return [
+        Fact(None, "vectors", str(m.vectors), src),
+        Fact(None, "table", f"BAR{m.table_bar}+{m.table_offset:#x}", src),
+        Fact(None, "PBA", f"BAR{m.pba_bar}+{m.pba_offset:#x}", pba_src or src),
+    ]
+
+
+def human(n: int) -> str:
+    """Sizes in the one style every renderer uses: 4K, 1M, 16G (render.units)."""
+    from .render.units import human_size
+
+    return human_size(n)
 
 
 def _host_addresses(d: PciDevice) -> dict[int, int]:
@@ -213,13 +321,18 @@ def _emulated(view: FlatView, pci: list[PciDevice]) -> list[DeviceFacts]:
             "emulated by QEMU: every access traps by design; the figures simulate assigning "
             "a device with this layout through vfio-pci",
         )
+        msix = _observed_msix(table, pba, {})
+        facts = [f for f in _listing_facts(d) if f.bar is not None]
+        facts += _msix_facts(msix, "dump: msix-table region", _pba_source(pba))
         out.append(
             DeviceFacts(
-                replace(d, msix=_observed_msix(table, pba, {})),
+                replace(d, msix=msix),
                 _guest_addresses(d),
                 notes=notes,
                 sources=(d.source, "dump"),
                 emulated=True,
+                provenance=tuple(facts),
+                slots_listed=_lists_every_bar(d),
             )
         )
     return out
@@ -258,13 +371,26 @@ def _one(
         elif k not in guest and mem_spots:
             guest[k] = mem_spots[0][1]
     matches = [d for d in pci if _describes(d, bdf, set(guest.values()))]
-    bars = _merge_bars(host, guest, matches, notes, io_bars)
+    facts: list[Fact] = []
+    bars, open_width = _merge_bars(host, guest, matches, notes, io_bars, facts)
     table_k, pba_k = _msix_from_dump(obs, tb)
     observed_msix = _observed_msix(table_k, pba_k, gsize)
     relocated = None
     if table_k is not None and (table_k[0] not in host or table_k[1] >= host[table_k[0]]):
         relocated = table_k[0]
     native = _native_msix(matches, observed_msix, relocated, notes)
+    if native is not None and native is observed_msix:
+        facts += _msix_facts(
+            native,
+            "dump"
+            if relocated is None
+            else "assumed: the dump shows MSI-X relocated and no host lspci gives its native place",
+            _pba_source(pba_k) if relocated is None else None,
+        )
+        if relocated is None:
+            facts[-3] = replace(facts[-3], source="inferred: msix-table size / 16 bytes")
+    elif native is not None:
+        facts += _msix_facts(native, native.source or "lspci")
     ids = next(((d.vendor_id, d.device_id) for d in matches if d.vendor_id), (None, None))
     dev = PciDevice(
         bdf,
@@ -289,6 +415,44 @@ def _one(
             if _norm_bdf(d.address) == bdf
             for k, a in _host_addresses(d).items()
         },
+        provenance=tuple(facts + _unseen_slots(bars, guest, open_width, matches)),
+        open_width=frozenset(open_width),
+        slots_listed=any(_lists_every_bar(d) and d.bars for d in matches),
+    )
+
+
+def _unseen_slots(
+    bars: tuple[PciBar, ...],
+    guest: dict[int, int],
+    open_width: set[int],
+    matches: list[PciDevice],
+) -> list[Fact]:
+    """A dump shows only the BARs the guest mapped: the slots it does not show are
+    assumed empty unless a listing of every BAR (lspci, info pci) says so."""
+    if any(_lists_every_bar(d) and d.bars for d in matches):
+        return []
+    seen = set(guest)
+    for b in bars:
+        seen.update((b.index,) if b.index in open_width else b.slots)
+    unseen = [k for k in range(PCI_ROM_SLOT) if k not in seen]
+    if not unseen:
+        return []
+    return [
+        Fact(
+            None,
+            "BAR slots not in the dump",
+            ", ".join(map(str, unseen)),
+            "assumed: empty (a dump shows only the BARs the guest mapped: one left "
+            "unmapped would be extended by x-msix-relocation, or refused if it is I/O)",
+        )
+    ]
+
+
+def _pba_source(pba: tuple[int, int, int] | None) -> str:
+    if pba is not None:
+        return "dump: msix-pba region"
+    return (
+        "assumed: right after the table (vfio disables msix-pba, so only 'info mtree -D' shows it)"
     )
 
 
@@ -308,8 +472,10 @@ def _merge_bars(
     matches: list[PciDevice],
     notes: list[str],
     io_bars: set[int],
-) -> tuple[PciBar, ...]:
-    """Host BARs: indices and sizes from the dump, types from lspci / info pci."""
+    facts: list[Fact],
+) -> tuple[tuple[PciBar, ...], set[int]]:
+    """Host BARs: indices and sizes from the dump, types from lspci / info pci, else
+    inferred from the dump where it shows them; the BARs whose width stays open."""
     typed: dict[int, PciBar] = {}
     for d in matches:
         inferred = [b for b in d.bars if b.index_inferred]
@@ -323,26 +489,66 @@ def _merge_bars(
                 continue
             typed[k] = replace(b, index=k, index_inferred=False)
     out: dict[int, PciBar] = {}
+    open_width: set[int] = set()
+    seen = set(host) | set(guest) | io_bars
     for k, size in host.items():
         t = typed.get(k)
         if t is not None and t.size and t.size != size and not t.is_io:
-            notes.append(f"BAR {k}: {t.source} says {t.size:#x} bytes, the dump {size:#x}")
+            notes.append(f"BAR {k}: {t.source} says {human(t.size)}, the dump {human(size)}")
         is_io = t.is_io if t else k in io_bars
+        facts.append(Fact(k, "size", human(size), "dump"))
+        if t is not None:
+            facts.append(Fact(k, "type", "I/O" if is_io else "memory", t.source))
+        else:
+            space = "I/O" if is_io else "memory"
+            facts.append(Fact(k, "type", space, f"dump: mapped in the {space} address space"))
+        if t is not None:
+            wide = t.is_64bit
+            if not is_io:
+                facts.append(Fact(k, "width", "64-bit" if wide else "32-bit", t.source))
+        elif is_io:
+            wide = False
+        else:
+            wide, why = _infer_width(k, size, guest.get(k), seen)
+            if wide is None:
+                open_width.add(k)
+                facts.append(Fact(k, "width", "32-bit or 64-bit", why))
+                wide = False
+            else:
+                facts.append(Fact(k, "width", "64-bit" if wide else "32-bit", why))
+        if not is_io and k in guest:
+            facts.append(Fact(k, "guest address", f"{guest[k]:#x}", "dump"))
         out[k] = PciBar(
             k,
             size,
             is_io,
-            t.is_64bit if t else False,
+            wide,
             t.prefetchable if t else False,
             None if is_io else guest.get(k),
             "dump",
         )
-        if t is None and not is_io:
-            notes.append(f"BAR {k}: width unknown (no lspci/info pci): assumed 32-bit")
     for k, t in typed.items():
         if k not in out and (t.is_io or not host):
             out[k] = t
-    return tuple(out[k] for k in sorted(out))
+            facts += [f for f in _listing_facts(PciDevice("", (t,), source=t.source))]
+    return tuple(out[k] for k in sorted(out)), open_width
+
+
+def _infer_width(k: int, size: int, guest: int | None, seen: set[int]) -> tuple[bool | None, str]:
+    """What the dump alone says of a memory BAR's width (PCI: a 32-bit BAR lies below
+    4G and is at most 2G; a 64-bit BAR takes the next BAR register as its upper half)."""
+    if guest is not None and guest + size > FOUR_G:
+        return True, f"inferred: the guest placed it at {guest:#x}, above 4G"
+    if size > 1 << 31:
+        return True, "inferred: larger than 2G, which only a 64-bit BAR can be"
+    if k == PCI_ROM_SLOT - 1:
+        return False, "inferred: BAR 5 has no next register to be its upper half"
+    if k + 1 in seen:
+        return False, f"inferred: BAR {k + 1} appears in the dump, so it is no upper half"
+    return None, (
+        f"assumed: the dump cannot tell (below 4G, BAR {k + 1} not shown); "
+        "lspci -vvv on the host says"
+    )
 
 
 def _reindex(inferred: list[PciBar], guest: dict[int, int], host: dict[int, int]) -> dict[int, int]:
@@ -409,3 +615,24 @@ def _native_msix(
     if relocated is not None:
         notes.append("MSI-X is relocated in the dump and no host lspci gives its native place")
     return observed
+
+
+def fact_changes(before: DeviceFacts, after: DeviceFacts) -> list[str]:
+    """The facts a richer input settled or changed: 'BAR 0 width: 64-bit (lspci), was
+    32-bit or 64-bit (assumed: ...)'."""
+    was = {f.what: f for f in before.provenance}
+    out = []
+    for f in after.provenance:
+        w = was.get(f.what)
+        if w is not None and (w.value, w.source) != (f.value, f.source) and w.value != f.value:
+            out.append(f"{f.what}: {f.value} ({f.source}), was {w.value} ({w.source})")
+        elif w is not None and w.value == f.value and w.assumed and not f.assumed:
+            out.append(f"{f.what}: {f.value}, now from {f.source}")
+    for f in after.provenance:
+        if f.what not in was and f.field in ("guest address", "width", "type", "size"):
+            out.append(f"{f.what}: {f.value} ({f.source}), which it does not show")
+    now = {f.what for f in after.provenance}
+    for w in before.provenance:
+        if w.what not in now and w.assumed:
+            out.append(f"{w.what}: no longer assumed ({w.value}); the input lists it")
+    return out

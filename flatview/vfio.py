@@ -137,7 +137,7 @@ def relocate(dev: PciDevice, option: str, page: int) -> Relocation:
         ids = (
             f"{dev.vendor_id:04x}:{dev.device_id:04x}"
             if dev.vendor_id is not None and dev.device_id is not None
-            else "????:????"
+            else "<ids unknown: not in the input>"
         )
         return Relocation(
             option,

@@ -1,53 +1,63 @@
-"""The advisor's report: tables for a terminal, plain data for ``--json``."""
+"""The advisor's report: text for a terminal (100 columns unless ``wide``), plain data for
+``--json``."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
 from tabulate import tabulate
 
-from ..advisor import DeviceAdvice, RelocationReport
+from ..advisor import HAZARDS, DeviceAdvice, RelocationReport, era_words, size_text
 from ..pages import BarPages, count_pages
 from .pages import run_data, run_text
-from .units import human_size
 
-__all__ = ["advice_data", "advice_text"]
+__all__ = ["WIDTH", "advice_data", "advice_text"]
+
+WIDTH = 100  # columns of the default text report
 
 
-def _bar_row(b: BarPages, label: str) -> list[Any]:
-    if b.is_io:
-        return [
-            f"BAR{b.index}",
-            label,
-            "I/O",
-            human_size(b.size) if b.size else "?",
-            "-",
-            "-",
-            "port I/O: always trapped",
-        ]
-    kind = "64-bit" if b.is_64bit else "32-bit"
+def _codes(r: RelocationReport) -> list[str]:
+    """Hazard codes of one option, each once (a device with two sub-page BARs has one)."""
+    return list(dict.fromkeys(h.code for h in r.hazards if h.code != "guest-dependent"))
+
+
+def _lost_cell(b: BarPages, limit: int) -> str:
     runs = b.lost
-    lost = ", ".join(run_text(r, state=True) for r in runs[:6])
-    if len(runs) > 6:
+    lost = ", ".join(run_text(r, state=True) for r in runs[:limit])
+    if len(runs) > limit:
         lost += f", ... ({len(runs)} runs, {count_pages(runs)} pages)"
+    return lost or "-"
+
+
+def _bar_row(b: BarPages, label: str, limit: int) -> list[Any]:
+    if b.is_io:
+        size = size_text(b.size) if b.size else "?"
+        return [f"BAR{b.index}", label, "I/O", size, "-", "port I/O: always trapped"]
+    kind = "64-bit" if b.is_64bit else "32-bit"
     return [
         f"BAR{b.index}",
         label,
         kind,
-        human_size(b.size),
-        human_size(b.ramd_bytes) if b.ramd_bytes else "0",
+        size_text(b.size),
         f"{b.pages_lost}/{b.pages_total}",
-        lost or "-",
+        _lost_cell(b, limit),
     ]
+
+
+def _verdict(r: RelocationReport) -> str:
+    if not r.valid:
+        return "refuses"
+    return "accepts" if not r.conditions else "only if"
 
 
 def _reloc_row(r: RelocationReport) -> list[Any]:
     if not r.valid:
-        return [r.option, "refused", "", "", r.error or ""]
+        return [r.option, _verdict(r), "", "", "", "(below)"]
     layout = (
         ", ".join(
-            f"BAR{b.index} {human_size(b.size)}{' new' if b.created else ''}"
+            f"BAR{b.index} {size_text(b.size)}{' new' if b.created else ''}"
             for b in r.relocation.bars
             if b.added
         )
@@ -56,45 +66,93 @@ def _reloc_row(r: RelocationReport) -> list[Any]:
     msix = r.relocation.msix
     if msix is not None and r.option != "off":
         layout += f"; table BAR{msix.table_bar}+{msix.table_offset:#x}"
-    hz = ", ".join(h.code for h in r.hazards if h.code != "guest-dependent")
+    hz = ", ".join(_codes(r))
     return [
         r.option,
-        f"+{human_size(r.added_mmio)}" if r.added_mmio else "0",
+        _verdict(r),
+        f"+{size_text(r.added_mmio)}" if r.added_mmio else "0",
         str(r.pages_lost),
         str(r.pages_recovered),
         layout + (f" [{hz}]" if hz else ""),
     ]
 
 
-def advice_text(advice: Sequence[DeviceAdvice]) -> str:
-    out: list[str] = []
+class _Out:
+    """Lines of the report, free text wrapped to WIDTH columns unless wide."""
+
+    def __init__(self, wide: bool) -> None:
+        self.wide = wide
+        self.lines: list[str] = []
+
+    def text(self, line: str, indent: str = "   ", more: str = "     ") -> None:
+        if self.wide:
+            self.lines.append(indent + line)
+            return
+        self.lines.extend(
+            textwrap.wrap(
+                line,
+                WIDTH,
+                initial_indent=indent,
+                subsequent_indent=more,
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
+            or [indent.rstrip()]
+        )
+
+    def table(self, rows: list[list[Any]], headers: list[str], widths: list[int | None]) -> None:
+        text = tabulate(
+            rows,
+            headers=headers,
+            maxcolwidths=None if self.wide else widths,
+            disable_numparse=True,
+            tablefmt="plain",
+        )
+        self.lines.extend("   " + line for line in text.splitlines())
+
+
+def _title(a: DeviceAdvice) -> str:
+    dev = a.facts.device
+    ids = (
+        f" [{dev.vendor_id:04x}:{dev.device_id:04x}]"
+        if dev.vendor_id is not None
+        and dev.device_id is not None
+        and f"{dev.vendor_id:04x}:{dev.device_id:04x}" not in (dev.description or "")
+        else ""
+    )
+    return f"{dev.address}" + (f" {dev.description}" if dev.description else "") + ids
+
+
+def advice_text(advice: Sequence[DeviceAdvice], wide: bool = False) -> str:
+    o = _Out(wide)
+    used: dict[str, None] = {}
     for a in advice:
         dev = a.facts.device
-        page = human_size(a.page_size)
-        title = f"{dev.address}" + (f" {dev.description}" if dev.description else "")
+        o.text(f"== {_title(a)}", indent="", more="   ")
+        o.text(
+            f"host pages {size_text(a.page_size)}, {era_words(a.era)}; "
+            f"from: {', '.join(a.facts.sources) or 'input'}"
+        )
         msix = dev.msix
-        out.append(f"== {title} — host pages {page}, kernel era {a.era}")
         if msix is not None:
-            out.append(
-                f"   MSI-X: {msix.vectors} vectors, table BAR{msix.table_bar}+"
-                f"{msix.table_offset:#x} ({msix.table_size:#x} bytes), PBA BAR{msix.pba_bar}+"
-                f"{msix.pba_offset:#x} ({msix.pba_size:#x} bytes)"
+            o.text(
+                f"MSI-X: {msix.vectors} vectors, table BAR{msix.table_bar}+"
+                f"{msix.table_offset:#x} ({msix.table_size} bytes), PBA BAR{msix.pba_bar}+"
+                f"{msix.pba_offset:#x} ({msix.pba_size} bytes)"
             )
-        rows = [_bar_row(b, "dump") for b in a.observed]
-        rows += [_bar_row(b, "simulated off") for b in a.simulated]
-        out.append(
-            tabulate(
-                rows,
-                headers=[
-                    "BAR",
-                    "from",
-                    "type",
-                    "size",
-                    "ramd",
-                    "lost",
-                    "lost pages (offset in BAR: why)",
-                ],
-            )
+        for f in a.facts.provenance:
+            if f.source.startswith("inferred"):
+                o.text(f"inferred: {f.what} = {f.value}: {f.source.removeprefix('inferred: ')}")
+        for assumption in a.recommended.assumptions if a.recommended else ():
+            o.text(f"assumed: {assumption}")
+        o.text(a.headline)
+        limit = 64 if wide else 3
+        rows = [_bar_row(b, "dump", limit) for b in a.observed]
+        rows += [_bar_row(b, "simulated", limit) for b in a.simulated]
+        o.table(
+            rows,
+            ["BAR", "from", "type", "size", "lost", "lost pages (offset in BAR, why)"],
+            [None, None, None, None, None, 50],
         )
         for b in a.bars:
             for r in b.lost[:4]:
@@ -102,32 +160,43 @@ def advice_text(advice: Sequence[DeviceAdvice]) -> str:
                     f"{x.name} +{x.start:#x}-{x.end - 1:#x} ({x.what})" for x in r.parts
                 )
                 what = "page" if r.count == 1 else "pages"
-                out.append(f"   BAR{b.index} {what} {run_text(r)} hold: {parts or 'nothing'}")
-            out.extend(f"   note: {n}" for n in b.notes)
-        out.extend(f"   explain: {e}" for e in a.explanations)
-        out.extend(f"   note: {n}" for n in a.facts.notes)
-        out.append(
-            tabulate(
-                [_reloc_row(r) for r in a.relocations],
-                headers=[
-                    "x-msix-relocation",
-                    "added MMIO",
-                    "pages lost",
-                    "recovered",
-                    "layout / error [hazards]",
-                ],
-            )
+                verb = "holds" if r.count == 1 else "hold"
+                o.text(f"BAR{b.index} {what} {run_text(r)} {verb}: {parts or 'nothing'}")
+            for n in b.notes:
+                o.text(f"note: {n}")
+        for e in a.explanations:
+            o.text(f"explain: {e}")
+        for n in a.facts.notes:
+            o.text(f"note: {n}")
+        o.table(
+            [_reloc_row(r) for r in a.relocations],
+            ["option", "QEMU", "+MMIO", "lost", "back", "guest layout [hazards]"],
+            [None, None, None, None, None, 48],
         )
+        for r in a.relocations:
+            if not r.valid:
+                o.text(f"{r.option}: QEMU refuses: {r.error}")
+            elif r.conditions:
+                o.text(f"{r.option}: QEMU accepts it only if {' and '.join(r.conditions)}")
+            for code in _codes(r):
+                used[code] = None
         strat = "; ".join(f"{name}: {opt or 'none'}" for name, opt, _ in a.strategies)
-        out.append(f"   strategies: {strat}")
+        o.text(f"strategies: {strat}")
         for p in a.reported:
-            out.append(f"   reported working (not verified): {p.option} — {p.problem} — {p.source}")
-        out.append(f"=> {a.recommendation}")
-        out.append("")
-    return "\n".join(out) + ("\n" if out else "")
+            o.text(f"reported working (not verified): {p.option}, {p.problem} ({p.source})")
+        for c in a.changed:
+            o.text(f"changed: {c}")
+        o.text(f"=> {dev.address} at {size_text(a.page_size)} pages: {a.action}", "", "   ")
+        o.lines.append("")
+    if used:
+        o.text("hazards:", indent="")
+        for code in used:
+            meaning, where = HAZARDS[code]
+            o.text(f"{code}: {meaning} (see: {where})", indent="  ", more="    ")
+    return "\n".join(o.lines) + ("\n" if o.lines else "")
 
 
-def _bar_data(b: BarPages) -> dict[str, Any]:
+def _bar_data(b: BarPages, sources: dict[str, str]) -> dict[str, Any]:
     return {
         "index": b.index,
         "size": b.size,
@@ -140,25 +209,53 @@ def _bar_data(b: BarPages) -> dict[str, Any]:
         "pages_lost": b.pages_lost,
         "lost_pages": [run_data(r) for r in b.lost],
         "notes": list(b.notes),
+        "source": sources,
     }
+
+
+def _sources(a: DeviceAdvice, b: BarPages, simulated: bool) -> dict[str, str]:
+    """Where each fact of one BAR came from: the input's facts, and for a simulated BAR
+    the guest placement (the dump's, else the simulation's) and the simulated mapping."""
+    got = dict(a.facts.sources_of(b.index))
+    if simulated:
+        if b.index not in a.facts.guest_bases:
+            got["guest address"] = "simulated: placed as firmware allocates BARs"
+        got["pages"] = f"simulated: x-msix-relocation=off, {era_words(a.era)}"
+    else:
+        got["pages"] = "dump: the flat view's ramd ranges"
+    return got
 
 
 def advice_data(advice: Sequence[DeviceAdvice]) -> dict[str, Any]:
     devices = []
     for a in advice:
         dev = a.facts.device
+        rec = a.recommended
         devices.append(
             {
                 "device": dev.address,
                 "page_size": a.page_size,
                 "kernel_era": a.era,
-                "basis": "dump" if a.observed else "simulated",
-                "bars": [_bar_data(b) for b in a.bars],
-                "simulated_bars": [_bar_data(b) for b in a.simulated],
+                "host_kernel": era_words(a.era),
+                "basis": a.basis,
+                "headline": a.headline,
+                "bars": [_bar_data(b, _sources(a, b, not a.observed)) for b in a.bars],
+                "simulated_bars": [_bar_data(b, _sources(a, b, True)) for b in a.simulated],
+                "facts": [
+                    {"fact": f.what, "value": f.value, "source": f.source}
+                    for f in a.facts.provenance
+                ],
+                "msix": {
+                    "source": a.facts.sources_of(None),
+                }
+                if dev.msix is not None
+                else None,
                 "relocations": [
                     {
                         "option": r.option,
                         "valid": r.valid,
+                        "certain": r.certain,
+                        "conditions": list(r.conditions),
                         "error": r.error,
                         "added_mmio": r.added_mmio,
                         "pages_lost": r.pages_lost,
@@ -179,12 +276,23 @@ def advice_data(advice: Sequence[DeviceAdvice]) -> dict[str, Any]:
                     for r in a.relocations
                 ],
                 "ranking": list(a.ranking),
+                "recommended": {
+                    "option": rec.option,
+                    "pages_recovered": rec.pages_recovered,
+                    "added_mmio": rec.added_mmio,
+                    "assumptions": list(rec.assumptions),
+                    "conditions": list(rec.conditions),
+                    "alternative": rec.alternative,
+                }
+                if rec is not None
+                else None,
                 "strategies": [{"name": n, "option": o, "why": w} for n, o, w in a.strategies],
                 "reported_working": [
                     {"option": p.option, "problem": p.problem, "source": p.source}
                     for p in a.reported
                 ],
                 "explanations": list(a.explanations),
+                "changed": list(a.changed),
                 "notes": list(a.facts.notes),
                 "recommendation": a.recommendation,
             }
