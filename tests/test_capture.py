@@ -42,6 +42,11 @@ needs_qemu = pytest.mark.skipif(
     QEMU is None, reason="qemu-system-x86_64 is not on PATH (CI installs it)"
 )
 
+# hw/net/e1000e.c: 5 vectors, table (5 * 16 = 0x50 = 80 bytes) at BAR3+0, PBA at BAR3+0x2000
+E1000E_MSIX = re.compile(
+    r"MSI-X: 5 vectors, table BAR3\+0x0 \((?:0x50|80) bytes\), PBA BAR3\+0x2000"
+)
+
 MACHINE = [
     "-machine", "q35", "-display", "none", "-nodefaults",
     "-device", "e1000e,id=net0", "-device", "virtio-net-pci,id=vnet0",
@@ -184,7 +189,7 @@ def test_every_command_reads_a_bundle_also_quoted_in_mail(tmp_path, quote):
     bar3 = next(b for b in dev["bars"] if b["index"] == 3)
     assert (bar3["guest_base"], bar3["size"]) == (0xFEBC0000, 0xFEBC3FFF - 0xFEBC0000 + 1)
     text_advice = flatview("advise", str(path)).stdout
-    assert "MSI-X: 5 vectors, table BAR3+0x0 (0x50 bytes), PBA BAR3+0x2000" in text_advice
+    assert E1000E_MSIX.search(text_advice), text_advice
     # gate of the bundle against itself: the e1000e is checked, nothing regresses.
     gate = flatview("gate", str(path), str(BUNDLE))
     assert gate.returncode == 0, gate.stdout + gate.stderr
@@ -267,7 +272,7 @@ def test_capture_qmp_writes_a_bundle_every_command_reads(tmp_path):
     # vectors (hw/net/e1000e.c: table 5 * 16 = 0x50 bytes at 0, PBA at 0x2000), and the
     # guest address of BAR3 is the one info pci printed.
     assert live_advise.returncode == 0, live_advise.stderr
-    assert "MSI-X: 5 vectors, table BAR3+0x0 (0x50 bytes), PBA BAR3+0x2000" in live_advise.stdout
+    assert E1000E_MSIX.search(live_advise.stdout), live_advise.stdout
     advice = json.loads(flatview("advise", str(out), "--json").stdout)
     [e1000e] = [d for d in advice["devices"] if d["device"] == "0000:00:01.0"]
     m = re.search(
@@ -577,7 +582,9 @@ def test_capture_domain_through_libvirt(libvirt, tmp_path):
     # qemu-xhci: MSI-X table at 0x3000 and PBA at 0x3800 of BAR0 (hw/usb/hcd-xhci-pci.c
     # OFF_MSIX_TABLE / OFF_MSIX_PBA), read from the bundle's info pci and flat view.
     assert live.returncode == 0, live.stderr
-    assert re.search(r"table BAR0\+0x3000 \(0x[0-9a-f]+ bytes\), PBA BAR0\+0x3800", live.stdout)
+    assert re.search(
+        r"table BAR0\+0x3000 \((?:0x)?[0-9a-f]+ bytes\), PBA BAR0\+0x3800", live.stdout
+    )
     # Gone: one line each.
     line = one_error_line(flatview("capture", "--domain", name, "-o", str(out)))
     assert line.startswith(f"flatview: --domain {name}: no such domain on")
