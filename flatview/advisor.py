@@ -369,6 +369,10 @@ def _advise_one(
     baseline: tuple[BarPages, ...] = ()
     for option in OPTIONS:
         world, verdict, conds = _verdict(facts, option, page, worlds)
+        if option == "off" and facts.native_msix_unknown:
+            # QEMU's checks of the native layout cannot be run on a layout not in the input
+            verdict = replace(verdict, valid=True, error=None)
+            conds = ("its native MSI-X place (not in the input) passes QEMU's checks",)
         if world is None and option != "off":
             reports.append(RelocationReport(option, False, verdict.error, 0, 0, 0, verdict))
             continue
@@ -378,6 +382,7 @@ def _advise_one(
         bars = _host_bar_pages(world or dev, sim, bases, sizes, page)
         if option == "off":
             baseline = bars
+            reloc = replace(reloc, valid=verdict.valid, error=verdict.error)
         reports.append(
             RelocationReport(
                 option,
@@ -631,6 +636,14 @@ def _explain(
             )
         elif b.pages_lost == s.pages_lost:
             continue
+        elif b.pages_lost > s.pages_lost and b.size < page and b.ramd_bytes == b.size:
+            out.append(
+                f"BAR {b.index} ({size_text(b.size)}) is smaller than a {size_text(page)} "
+                "page and the dump maps only the BAR itself: that host used smaller pages, "
+                "or the guest put the BAR off a page boundary. At this page size QEMU widens "
+                "the mapping to a whole page when the guest address is page aligned "
+                "(vfio_sub_page_bar_update_mapping), as the simulation does."
+            )
         elif b.pages_lost > s.pages_lost:
             out.append(
                 f"BAR {b.index}: the dump loses {b.pages_lost} pages, the simulation "
@@ -681,6 +694,14 @@ def _headline(
     if not observed:
         return f"{sim_text} (simulated, {era_words(era)})"
     d = _lost(observed)
+    if facts.relocated_to is not None and not no_mmap:
+        shown = (
+            f"the dump, taken with MSI-X relocated to BAR {facts.relocated_to}, shows {d} of "
+            f"{total} host page(s) lost"
+        )
+        if facts.native_msix_unknown:
+            return f"{shown}; what off would lose needs the device's native MSI-X place"
+        return f"{shown}; the simulation of x-msix-relocation=off ({era_words(era)}) loses {s}"
     if no_mmap:
         return (
             f"the dump shows no BAR direct-mapped: all {d} page(s) trap, not because of "
@@ -732,6 +753,11 @@ def _recommended(
     if dev.msix is None or no_mmap or era != "E2":
         return none
     by = {r.option: r for r in reports}
+    if facts.native_msix_unknown and facts.relocated_to is not None:
+        # the dump proves QEMU accepted this relocation; what off would cost is unknown
+        shown = by[f"bar{facts.relocated_to}"]
+        if shown.valid:
+            return Recommended(shown.option, 0, shown.added_mmio, assumed)
     off = by["off"]
     ranked = [by[o] for o in ranking]
     if off.valid and _lost(sim) == 0:
@@ -775,6 +801,13 @@ def _action(dev: PciDevice, rec: Recommended, reports: Sequence[RelocationReport
         if all(r.pages_recovered <= 0 for r in reports):
             return "no relocation recovers any page; keep x-msix-relocation=off"
         return "relocating MSI-X cannot help: see the explanation"
+    if rec.option and rec.option != "off" and rec.pages_recovered == 0 and by["off"].valid:
+        return (
+            f"keep x-msix-relocation={rec.option}: the dump shows QEMU running with it; "
+            "what x-msix-relocation=off would cost depends on the device's native MSI-X "
+            f"place, which the input does not show: `lspci -vvv -s {dev.address}` on the "
+            "host gives it"
+        )
     if rec.option == "off" and by["off"].pages_lost:
         return "no relocation recovers any page; keep x-msix-relocation=off"
     if rec.option == "off":

@@ -14,16 +14,17 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .build import read_dumps
-from .check import CheckReport, compare
-from .devices import DeviceFacts
 from .errors import SourceError, SourceLocation, UsageError
-from .flatten import FlattenResult
-from .flatten import flatten as _flatten
 from .model import Dump, FlatDump, FlatView, MtreeDump
-from .pci import PciDevice
-from .terminates import Knowledge
+
+if TYPE_CHECKING:  # the analyses are imported by the functions that run them
+    from .check import CheckReport
+    from .devices import DeviceFacts
+    from .flatten import FlattenResult
+    from .pci import PciDevice
 
 __all__ = [
     "Machine",
@@ -79,11 +80,16 @@ def split_kinds(dumps: Iterable[Dump]) -> tuple[list[MtreeDump], list[FlatDump]]
 def flatten(tree: MtreeDump, flats: Iterable[FlatDump] = ()) -> FlattenResult:
     """Recompute the FlatViews of a tree; QEMU's own flat views of the same machine, when
     given, teach which regions terminate (see flatview.terminates)."""
+    from .flatten import flatten as _flatten
+    from .terminates import Knowledge
+
     return _flatten(tree, Knowledge.for_dump(tree, flats))
 
 
 def check(tree: MtreeDump, flat: FlatDump, learn: bool = True) -> CheckReport:
     """Compare the FlatViews recomputed from ``tree`` with QEMU's printed ``flat``."""
+    from .check import compare
+
     result = flatten(tree, [flat] if learn else [])
     return compare(result, flat)
 

@@ -393,6 +393,7 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
         if sec.root is not None:
             targets.setdefault(sec.name, []).append(sec.root)
     order = {id(sec.root): i for i, sec in enumerate(dump.sections) if sec.root is not None}
+    boxes: dict[int, _Box] = {}
     for root in dump.roots():
         here = order.get(id(root), -1)
         for mr, _ in walk(root):
@@ -403,7 +404,7 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
             # loop); QEMU queues a target when it meets the alias, so later sections first.
             named = [t for t in targets.get(target, []) if t is not root] or targets.get(target, [])
             later = [t for t in named if order.get(id(t), -1) > here]
-            cands = _candidates(later or named, mr)
+            cands = _candidates(later or named, mr, boxes)
             if not cands:
                 raise SourceError(
                     SourceLocation(sp.file, mr.line),
@@ -423,7 +424,9 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
     return replace(dump, diagnostics=tuple(diagnostics))
 
 
-def _candidates(sections: list[MemoryRegion], alias: MemoryRegion) -> list[MemoryRegion]:
+def _candidates(
+    sections: list[MemoryRegion], alias: MemoryRegion, boxes: dict[int, _Box]
+) -> list[MemoryRegion]:
     """The sections an alias can point to.  Names repeat (every PCI bridge has a
     ``pci_bridge_pci``): keep the ones with regions inside the alias window; if none
     has, they all render the same there and the first will do."""
@@ -431,12 +434,27 @@ def _candidates(sections: list[MemoryRegion], alias: MemoryRegion) -> list[Memor
         return sections
     assert alias.alias is not None
     lo, hi = alias.alias.offset, alias.alias.offset + alias.size
-    inside = [
-        s
-        for s in sections
-        if any(c.enabled and c.addr < hi and lo < c.addr + c.size for c in s.subregions)
-    ]
+    inside = [s for s in sections if _has_region_in(s, lo, hi, boxes)]
     return inside or sections[:1]
+
+
+# A section's enabled subregions as [addr, end) spans, with their first start and last end.
+_Box = tuple[int, int, list[tuple[int, int]]]
+
+
+def _has_region_in(section: MemoryRegion, lo: int, hi: int, boxes: dict[int, _Box]) -> bool:
+    """Does an enabled subregion of ``section`` overlap [lo, hi)?  Each section's span is
+    looked at first: a q35 with 70 root ports has 70 ``pci_bridge_pci`` sections, one
+    per bus window, and hundreds of aliases into them."""
+    box = boxes.get(id(section))
+    if box is None:
+        live = [(c.addr, c.addr + c.size) for c in section.subregions if c.enabled]
+        first = min((a for a, _ in live), default=0)
+        box = boxes[id(section)] = (first, max((b for _, b in live), default=0), live)
+    first, last, live = box
+    if not live or first >= hi or last <= lo:
+        return False
+    return any(a < hi and lo < b for a, b in live)
 
 
 def _split_alias(mr: MemoryRegion, targets: dict[str, list[MemoryRegion]]) -> tuple[str, str]:

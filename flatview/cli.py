@@ -10,14 +10,16 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from . import __version__, api
+from . import __version__
 from .errors import FlatviewError, UsageError
-from .model import FlatDump, MemoryRegion, MtreeDump, walk
-from .render import json as json_render
-from .render import qemu as qemu_render
-from .render import table as table_render
-from .vfio import OPTIONS, kernel_era
+
+if TYPE_CHECKING:
+    from .model import FlatDump, MemoryRegion, MtreeDump
+
+# Each command imports what it uses when it runs (lark for dumps, tabulate for tables),
+# so `flatview --help` and usage errors pay for argparse only.
 
 EXIT_OK = 0
 EXIT_FINDING = 1
@@ -81,6 +83,7 @@ def _inputs(args: argparse.Namespace, files: Sequence[str | None], need: int = 0
     """(text, name) of each input: the FILEs given, then the running QEMU of --qmp /
     --domain (captured once, read as its bundle).  ``need``: how many inputs the command
     takes (0: one or more)."""
+    from . import api
     from .capture.bundle import format_bundle
 
     out = [(api.read_text(f), f) for f in files if f is not None]
@@ -98,8 +101,19 @@ def _inputs(args: argparse.Namespace, files: Sequence[str | None], need: int = 0
 
 
 def _load(args: argparse.Namespace) -> list:
+    from . import api
+
     [(text, name)] = _inputs(args, [args.file], 1)
     return api.parse_text(text, name)
+
+
+def _relocation_option(value: str) -> str:
+    from .vfio import OPTIONS  # only when the option is given: --help stays light
+
+    if value not in OPTIONS:
+        choices = ", ".join(repr(o) for o in OPTIONS)
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {choices})")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -195,13 +209,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--emit-mtree",
         metavar="OPTION",
-        choices=OPTIONS,
-        help="print the simulated 'info mtree' for an x-msix-relocation option",
+        type=_relocation_option,
+        help="print the simulated 'info mtree' for an x-msix-relocation option "
+        "(off, auto, bar0 to bar5)",
     )
     p.add_argument(
         "--emit-flat",
         metavar="OPTION",
-        choices=OPTIONS,
+        type=_relocation_option,
         help="print the simulated 'info mtree -f' for an x-msix-relocation option",
     )
 
@@ -278,6 +293,8 @@ def _add_diff_parsers(sub) -> None:
 
 
 def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
+    from . import api
+
     trees, flats = api.split_kinds(dumps)
     if not trees:
         raise UsageError("no 'info mtree' tree in the input (flatten needs a tree)")
@@ -287,10 +304,16 @@ def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
 def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
     dumps = _load(args)
     if args.json:
+        from .render import json as json_render
+
         payload = {"dumps": [json_render.to_data(d) for d in dumps]}
         return json_render.dumps_json("parse", payload), EXIT_OK
     if args.format == "qemu":
+        from .render import qemu as qemu_render
+
         return "\n".join(qemu_render.format_dump(d) for d in dumps), EXIT_OK
+    from .render import table as table_render
+
     lines = [table_render.dump_summary(dumps)]
     for d in dumps:
         lines.extend(getattr(d, "diagnostics", ()))
@@ -298,6 +321,9 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+    from .render import table as table_render
+
     tree, flats = _tree_and_flats(_load(args))
     result = api.flatten(tree, [] if args.no_learn else flats)
     views = result.views
@@ -306,6 +332,8 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
         views = tuple(v for v in views if wanted & set(v.names) or v.root in wanted)
         if not views:
             raise UsageError(f"no address space named {', '.join(sorted(wanted))}")
+    if args.json:
+        from .render import json as json_render
     if args.region:
         from .visibility import visibility
 
@@ -318,6 +346,8 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
         payload["views"] = [json_render.flatview(v) for v in views]
         return json_render.dumps_json("flatten", payload), EXIT_OK
     if args.format == "qemu":
+        from .render import qemu as qemu_render
+
         out = "".join(
             "\n".join(qemu_render.format_flatview(v, _flat_variant(tree, flats))) + "\n\n"
             for v in views
@@ -340,6 +370,8 @@ def _flat_variant(tree: MtreeDump, flats: list[FlatDump]):
 
 
 def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
+    from .model import walk
+
     parents: dict[int, MemoryRegion] = {}
     for root in tree.roots():
         for mr, _ in walk(root):
@@ -349,9 +381,12 @@ def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
 
 
 def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
     from .infopci import parse_info_pci
     from .lspci import parse_lspci
     from .render import advice as advice_render
+    from .render import json as json_render
+    from .vfio import kernel_era
 
     if args.file is None and not args.qmp and not args.domain:
         text, name = api.bundled_sample()
@@ -376,6 +411,8 @@ def _emit(args: argparse.Namespace, facts, sizes: list[int], era: str) -> tuple[
     """--emit-mtree / --emit-flat: the simulated stacks, each device and page size (both
     kinds when both are asked for; JSON with --json)."""
     from .advisor import simulate
+    from .render import json as json_render
+    from .render import qemu as qemu_render
 
     out, data = [], []
     for f in facts:
@@ -412,6 +449,8 @@ def _emit(args: argparse.Namespace, facts, sizes: list[int], era: str) -> tuple[
 
 
 def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+
     dumps = [d for text, name in _inputs(args, args.files) for d in api.parse_text(text, name)]
     trees, flats = api.split_kinds(dumps)
     if len(trees) != len(flats) or not trees:
@@ -422,8 +461,12 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
     reports = [api.check(t, f, learn=not args.no_learn) for t, f in zip(trees, flats, strict=True)]
     bad = any(not r.ok for r in reports)
     if args.json:
+        from .render import json as json_render
+
         payload = {"ok": not bad, "pairs": [json_render.to_data(r) for r in reports]}
         return json_render.dumps_json("check", payload), EXIT_FINDING if bad else EXIT_OK
+    from .render import table as table_render
+
     lines = []
     for t, f, r in zip(trees, flats, reports, strict=True):
         lines.append(
@@ -437,6 +480,7 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _sides(args: argparse.Namespace):
+    from . import api
     from .diff import load_side
 
     if args.first == "-" and args.second == "-":
@@ -451,6 +495,7 @@ def _sides(args: argparse.Namespace):
 def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
     from .diff import diff
     from .render import diff as diff_render
+    from .render import json as json_render
 
     (before, after), sizes = _sides(args)
     devices = [d if d.count(":") != 1 else f"0000:{d}" for d in args.device]
@@ -461,8 +506,10 @@ def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
     from .gate import gate, parse_allow
     from .render import diff as diff_render
+    from .render import json as json_render
     from .render.junit import junit_xml
 
     rules = parse_allow(api.read_text(args.allow), args.allow) if args.allow else ()
@@ -482,8 +529,10 @@ def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
 
 def _gate_matrix(args: argparse.Namespace, rules) -> tuple[str, int]:
     """``gate BASELINE_DIR CANDIDATE_DIR``: the bundles of two matrix captures."""
+    from . import api
     from .gate import gate_matrix
     from .render import diff as diff_render
+    from .render import json as json_render
     from .render.junit import junit_matrix_xml
 
     if args.first_dumps or args.second_dumps or args.qmp or args.domain:
@@ -511,6 +560,7 @@ def cmd_capture(args: argparse.Namespace) -> tuple[str, int]:
     """The three capture forms and the matrix (flatview.capture)."""
     import time
 
+    from . import api
     from .capture.bundle import format_bundle
 
     forms = [bool(args.qmp or args.domain), bool(args.qemu_argv), bool(args.matrix)]

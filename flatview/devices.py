@@ -194,6 +194,13 @@ class DeviceFacts:
     def assumptions(self) -> tuple[Fact, ...]:
         return tuple(f for f in self.provenance if f.assumed)
 
+    @property
+    def native_msix_unknown(self) -> bool:
+        """The dump shows MSI-X relocated and nothing in the input gives its native place."""
+        return self.relocated_to is not None and any(
+            f.bar is None and f.field == "table" and f.assumed for f in self.provenance
+        )
+
     def seen_slots(self) -> frozenset[int]:
         """BAR slots the input shows something in (a BAR or a 64-bit BAR's upper half)."""
         out: set[int] = set()

@@ -11,8 +11,10 @@ flattener relied on and every :class:`Ambiguity` whose outcome the dump cannot s
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass, field
+from operator import attrgetter
+
+from sortedcontainers import SortedKeyList
 
 from .model import (
     U64,
@@ -110,7 +112,7 @@ class _Renderer:
 
     def render(
         self,
-        view: list[_Piece],
+        view: SortedKeyList,
         mr: MemoryRegion,
         base: int,
         clip: tuple[int, int],
@@ -138,10 +140,11 @@ class _Renderer:
                     self._maybe_readonly(mr, target, clip)
                 self.render(view, target, base - target.addr - mr.alias.offset, clip, ro, nv)
             return
-        for child in self.know.render_order(mr):
-            self.render(view, child, base, clip, ro, nv)
-        for first, other, why in self.know.overlaps(mr):
-            self._check_overlap(mr, first, other, why, base, clip)
+        if mr.subregions:
+            for child in self.know.render_order(mr):
+                self.render(view, child, base, clip, ro, nv)
+            for members, why in self.know.overlaps(mr):
+                self._check_overlap(mr, members, why, base, clip)
         if self.terminates(mr):
             _fill_gaps(view, mr, base, clip, ro, nv)
 
@@ -192,73 +195,79 @@ class _Renderer:
     def _check_overlap(
         self,
         parent: MemoryRegion,
-        first: MemoryRegion,
-        other: MemoryRegion,
+        members: tuple[MemoryRegion, ...],
         why: str,
         base: int,
         clip: tuple[int, int],
     ) -> None:
-        """Report an equal-priority overlap only where both siblings would render something
-        (spec §4 A): then the dump cannot tell which one the guest sees."""
-        key = (id(first), id(other))
+        """Report an equal-priority overlap only where at least two of the siblings would
+        render something (spec §4 A): then the dump cannot tell which one the guest sees.
+        ``members`` are two siblings, or a cluster of many overlapping one another."""
+        key = tuple(id(m) for m in members)
         if key in self._seen_amb:
             return
-        lo = max(base + first.addr, base + other.addr, clip[0])
-        hi = min(base + first.addr + first.size, base + other.addr + other.size, clip[1])
+        starts = [base + m.addr for m in members]
+        ends = [base + m.addr + m.size for m in members]
+        if len(members) == 2:  # where the two overlap
+            lo, hi = max(*starts, clip[0]), min(*ends, clip[1])
+        else:  # the cluster's span
+            lo, hi = max(min(starts), clip[0]), min(max(ends), clip[1])
         if lo >= hi:
             return
         scratch = _Renderer(self.know)
-        shows = []
-        for sib in (first, other):
-            pieces: list[_Piece] = []
+        shown = 0
+        for sib in members:
+            pieces = _new_view()
             scratch.render(pieces, sib, base, (lo, hi), False, False)
-            shows.append(pieces)
-        if not all(shows):
+            shown += bool(pieces)
+        if shown < 2:
             return
         self._seen_amb.add(key)
-        self.ambiguities.append(
-            Ambiguity(
-                "equal-priority overlap",
-                (first, other),
-                lo,
-                hi,
-                (
-                    f"{first.name!r} wins ({why})",
-                    f"{other.name!r} wins if it was added to {parent.name!r} last",
-                ),
+        first = members[0]
+        if len(members) == 2:
+            outcomes = (
+                f"{first.name!r} wins ({why})",
+                f"{members[1].name!r} wins if it was added to {parent.name!r} last",
             )
-        )
+        else:
+            outcomes = (
+                f"{first.name!r} wins where it overlaps ({why}), then the others in printed order",
+                f"where two of these {len(members)} siblings overlap, the one added to "
+                f"{parent.name!r} last wins",
+            )
+        self.ambiguities.append(Ambiguity("equal-priority overlap", members, lo, hi, outcomes))
 
 
 def _fill_gaps(
-    view: list[_Piece], mr: MemoryRegion, base: int, clip: tuple[int, int], ro: bool, nv: bool
+    view: SortedKeyList, mr: MemoryRegion, base: int, clip: tuple[int, int], ro: bool, nv: bool
 ) -> None:
-    """The gap-filling loop of render_memory_region (``flatview_insert`` of each hole)."""
+    """The gap-filling loop of render_memory_region (``flatview_insert`` of each hole).
+
+    The view is kept sorted by start (QEMU's array with memmove is quadratic when many
+    siblings fill holes in front of each other: 200,000 siblings)."""
     pos, end = clip
-    off = pos - base
-    # Skip ranges entirely before the clip (the view is sorted and disjoint).
-    i = bisect_right(view, pos, key=lambda p: p.end)
-    while i < len(view) and pos < end:
+    holes: list[_Piece] = []
+    i = view.bisect_key_right(pos)  # the first piece starting after pos
+    if i and view[i - 1].end > pos:  # the piece before may cover pos
+        pos = view[i - 1].end
+    n = len(view)
+    while i < n and pos < end:
         r = view[i]
-        if pos >= r.end:
-            i += 1
-            continue
+        i += 1
         if pos < r.start:
             size = min(end, r.start) - pos
-            view.insert(i, _Piece(pos, size, mr, off, ro, nv))
-            i += 1
-            pos += size
-            off += size
-        skip = min(end, r.end) - pos
-        if skip > 0:
-            pos += skip
-            off += skip
-        i += 1
+            holes.append(_Piece(pos, size, mr, pos - base, ro, nv))
+        pos = max(pos, r.end)
     if pos < end:
-        view.insert(i, _Piece(pos, end - pos, mr, off, ro, nv))
+        holes.append(_Piece(pos, end - pos, mr, pos - base, ro, nv))
+    view.update(holes)
 
 
-def _simplify(view: list[_Piece]) -> list[_Piece]:
+def _new_view() -> SortedKeyList:
+    return SortedKeyList(key=attrgetter("start"))
+
+
+def _simplify(view: SortedKeyList) -> list[_Piece]:
     """flatview_simplify: merge neighbours when can_merge() holds."""
     out: list[_Piece] = []
     for p in view:
@@ -336,7 +345,7 @@ def flatten(dump: MtreeDump, know: Knowledge | None = None) -> FlattenResult:
 
     def add_view(root: MemoryRegion | None, ases: list[FlatViewAS], name: str | None) -> None:
         """generate_memory_topology: render from the root, then flatview_simplify."""
-        pieces: list[_Piece] = []
+        pieces = _new_view()
         if root is not None:
             r.view_index = len(views)
             r.render(pieces, root, 0, (0, U64), False, False)

@@ -1,37 +1,54 @@
-"""The region graph: containment and alias edges, as a networkx DiGraph.
+"""The alias-cycle check: containment and alias edges between MemoryRegions.
 
-Nodes are MemoryRegion objects (hashed by identity); an edge carries ``kind`` =
-``"contains"`` (container -> subregion) or ``"alias"`` (alias -> target).  Analyses use
-it for reachability; the builder uses it to refuse dumps whose aliases loop, which
-QEMU's render_memory_region would never finish.
+A region points at its subregions (containment) and, when it is an alias, at its
+target.  Containment alone is a tree; only an alias can close a loop, which QEMU's
+render_memory_region would follow for ever (memory_region_init_alias forbids it).
+
+A depth-first search with three colours visits each region and each edge once, so
+the check is linear in the number of regions (networkx's find_cycle is too, but
+building its DiGraph cost more than parsing the dump, and importing networkx more
+than starting Python: nothing else here needs a graph library).
 """
 
 from __future__ import annotations
 
-import networkx as nx
+from collections.abc import Iterator
 
-from .model import MemoryRegion, MtreeDump, walk
+from .model import MemoryRegion, MtreeDump
 
-__all__ = ["alias_cycle", "region_graph"]
+__all__ = ["alias_cycle"]
 
 
-def region_graph(dump: MtreeDump) -> nx.DiGraph:
-    g = nx.DiGraph()
-    for root in dump.roots():
-        for mr, _ in walk(root):
-            g.add_node(mr)
-            for child in mr.subregions:
-                g.add_edge(mr, child, kind="contains")
-            if mr.alias is not None and mr.alias.target is not None:
-                g.add_edge(mr, mr.alias.target, kind="alias")
-    return g
+def _edges(mr: MemoryRegion) -> Iterator[MemoryRegion]:
+    yield from mr.subregions
+    if mr.alias is not None and mr.alias.target is not None:
+        yield mr.alias.target
 
 
 def alias_cycle(dump: MtreeDump) -> list[MemoryRegion] | None:
-    """A loop through alias edges (possibly via containment), or None."""
-    g = region_graph(dump)
-    try:
-        edges = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        return None
-    return [u for u, _ in edges] + [edges[-1][1]]
+    """A loop through alias edges (possibly via containment), from its first region
+    back to it, or None."""
+    done: set[int] = set()
+    for root in dump.roots():
+        if id(root) in done:
+            continue
+        path = [root]
+        on_path = {id(root): 0}  # grey: on the current path, with its position
+        stack = [_edges(root)]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                node = path.pop()
+                del on_path[id(node)]
+                done.add(id(node))
+                continue
+            key = id(nxt)
+            if key in on_path:
+                return [*path[on_path[key] :], nxt]
+            if key in done:
+                continue
+            on_path[key] = len(path)
+            path.append(nxt)
+            stack.append(_edges(nxt))
+    return None

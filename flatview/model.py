@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .parse import Owner
-
 __all__ = [
     "U64",
     "AddressSpaceTree",
@@ -32,6 +30,20 @@ __all__ = [
     "Variant",
     "walk",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The ``-o`` suffix of a line (``mtree_print_mr_owner``): owner and QOM parent.
+
+    ``text`` is the suffix exactly as printed, kept so the line can be printed back.
+    """
+
+    text: str
+    owner: str | None = None  # e.g. "dev id=nvme0", "obj path=/objects/pc.ram"
+    parent: str | None = None
+    orphan: bool = False
+
 
 U64 = 1 << 64  # sizes go up to exactly 2^64 (memory_region_init with UINT64_MAX)
 

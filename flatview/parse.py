@@ -1,10 +1,11 @@
-"""The lark stage: one dump line in, one typed line record out.
+"""The line stage: one dump line in, one typed line record out.
 
-This is the only module that knows the rule names of ``grammars/mtree.lark``.  The
-parser is built once (``functools.lru_cache``) and every distinct line is parsed once
-(a memo keyed by the line text): QEMU dumps repeat the same lines many times (one tree
-per address space before QEMU 7.0, the same ``memory-region:`` sections), so a dump of
-300,000 lines holds only a few thousand distinct ones.
+Every distinct line is parsed once (a memo keyed by the line text): QEMU dumps repeat
+the same lines many times (one tree per address space before QEMU 7.0, the same
+``memory-region:`` sections), so a dump of 300,000 lines holds only a few thousand
+distinct ones.  Plain region lines, nearly all of a dump, are read by a fast path;
+every other line goes through the lark grammar (:mod:`flatview.linegrammar`, the only
+module that knows its rule names, imported only when a line needs it).
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lark import Lark, Token, Transformer, UnexpectedInput, v_args
-from lark.exceptions import VisitError
-
 from .errors import SourceError, SourceLocation
-from .source import CONTROL
+from .model import Owner
 
 __all__ = [
     "DispatchLine",
@@ -32,19 +30,6 @@ __all__ = [
 ]
 
 U64 = 1 << 64
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """The ``-o`` suffix of a line (``mtree_print_mr_owner``): owner and QOM parent.
-
-    ``text`` is the suffix exactly as printed, kept so the line can be printed back.
-    """
-
-    text: str
-    owner: str | None = None  # e.g. "dev id=nvme0", "obj path=/objects/pc.ram"
-    parent: str | None = None
-    orphan: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,177 +110,15 @@ class RangeLine:
 LineRecord = Heading | FlatViewASLine | FlatViewRootLine | NoRenderedLine | DispatchLine | RangeLine
 
 
-def _hex(tok: Token) -> int:
-    return int(str(tok).removeprefix("0x"), 16)
-
-
-@v_args(inline=True)
-class LineTransformer(Transformer):
-    """Turns the parse tree of one line into a line record (mirrors hcl2's RuleTransformer)."""
-
-    def as_heading(self, _kw, text):
-        return Heading("address-space", str(text))
-
-    def mr_heading(self, _kw, text):
-        return Heading("memory-region", str(text))
-
-    def flat_as_heading(self, _kw, text):
-        return Heading("flat-address-space", str(text))
-
-    def flatview_heading(self, _kw, number):
-        return Heading("flatview", str(number))
-
-    def flatview_as(self, _kw, name, _root_kw, root, *alias):
-        return FlatViewASLine(str(name), str(root), str(alias[1]) if alias else None)
-
-    def flatview_root(self, _kw, name):
-        return FlatViewRootLine(None if name.type == "NONE" else str(name))
-
-    def no_rendered(self, _kw, *rest):
-        return NoRenderedLine(str(rest[1]) if rest else None)
-
-    def dispatch(self, text):
-        return DispatchLine(str(text))
-
-    def offset(self, tok):
-        return ("offset", _hex(tok[2:]))
-
-    def disabled(self, _tok):
-        return ("disabled", True)
-
-    def owner(self, _kw, body):
-        return ("owner", str(body))
-
-    def parent(self, _kw, body):
-        return ("parent", str(body))
-
-    def orphan(self, _tok):
-        return ("orphan", True)
-
-    def accel(self, tok):
-        return ("accel", str(tok)[1:])
-
-    def plain_body(self, name, *suffixes):
-        if _CUT_ALIAS.match(name):
-            raise ValueError("truncated alias line: its target offsets are missing (wrapped?)")
-        return {"name": str(name), **_suffixes(suffixes)}
-
-    def alias_body(self, _kw, name, target, a_start, a_end, *suffixes):
-        return {
-            "name": str(name),
-            "alias_target": str(target),
-            "alias_start": _hex(a_start),
-            "alias_end": _hex(a_end),
-            **_suffixes(suffixes),
-        }
-
-    def range(self, *items):
-        overflow = None
-        pos = 0
-        if items[pos].type == "OVERFLOW":
-            overflow = "before"
-            pos += 1
-        indent = len(items[pos])
-        pos += 1
-        if items[pos].type == "OVERFLOW":
-            overflow = "after"
-            pos += 1
-        start, end, _kw, prio, type_, body = items[pos : pos + 6]
-        type_s = str(type_)
-        return RangeLine(
-            indent=indent,
-            start=_hex(start),
-            end=_hex(end),
-            priority=int(prio),
-            type=type_s.removeprefix("nv-"),
-            nonvolatile=type_s.startswith("nv-"),
-            overflow=overflow,
-            hex_prefix=str(start).startswith("0x"),
-            **body,
-        )
-
-
-def _suffixes(items: tuple) -> dict:
-    """Collect the optional suffixes of a region line into RangeLine fields."""
-    out: dict = {}
-    owner_parts: dict = {}
-    accel: list[str] = []
-    for key, value in items:
-        if key == "accel":
-            accel.append(value)
-        elif key in ("owner", "parent", "orphan"):
-            owner_parts[key] = value
-        else:
-            out[key] = value
-    if owner_parts:
-        out["owner"] = _owner(owner_parts)
-    if accel:
-        out["accel"] = tuple(accel)
-    return out
-
-
-def _owner(parts: dict) -> Owner:
-    text = ""
-    if "owner" in parts:
-        text += f" owner:{{{parts['owner']}}}"
-    if "parent" in parts:
-        text += f" parent:{{{parts['parent']}}}"
-    if parts.get("orphan"):
-        text += " orphan"
-    return Owner(text, parts.get("owner"), parts.get("parent"), bool(parts.get("orphan")))
-
-
-@lru_cache(maxsize=1)
-def _parser() -> Lark:
-    return Lark.open_from_package(
-        "flatview.grammars",
-        "mtree.lark",
-        parser="lalr",
-        lexer="contextual",
-        maybe_placeholders=False,
-    )
-
-
-# Named examples of what mail and terminals do to dump lines, for clear messages
-# (lark's UnexpectedInput.match_examples, as in lark's error_reporting_lalr example).
-_BAD_EXAMPLES: dict[str, list[str]] = {
-    "bad hex address (16 lowercase hex digits expected)": [
-        "  00000000000g0000-ffffffffffffffff (prio 0, i/o): x",
-        "  0000000000000000-fffffffffffffzff (prio 0, i/o): x",
-        "  000000000000000-ffffffffffffffff (prio 0, i/o): x",
-        "  0000000000000000-ffffffffffffffffff (prio 0, i/o): x",
-    ],
-    "truncated region line (wrapped or cut off?)": [
-        "  0000000000000000-ffffffffffffffff (prio 0, i/o):",
-        "  0000000000000000-ffffffffffffffff (prio 0, ram):",
-        "  0000000000000000-ffffffffffffffff (prio 0, ramd):",
-        "  0000000000000000-ffffffffffffffff (prio 0, i/o)",
-        "  0000000000000000-ffffffffffffffff (prio 0,",
-        "  0000000000000000-ffffffffffffffff (prio",
-        "  0000000000000000-ffffffffffffffff",
-        "  0000000000000000-",
-    ],
-    "unknown region type": [
-        "  0000000000000000-ffffffffffffffff (prio 0, foo): x",
-        "  0000000000000000-ffffffffffffffff (prio x, i/o): x",
-    ],
-}
-
-# "alias NAME @TARGET" with the offsets cut off: mail wrapped the line
-_CUT_ALIAS = re.compile(r"^alias \S.* @\S+$")
-
-
 def parse_line(
     text: str, where: SourceLocation | str = "-", lineno: int | None = None
 ) -> LineRecord:
     """Parse one cleaned dump line; raise SourceError at ``where`` (a location, or a file
     name and ``lineno``) on failure.  The location is built only when there is an error."""
-    try:
-        return _parse_cached(text)
-    except UnexpectedInput as exc:
-        raise SourceError(_loc(where, lineno), _explain(exc, text), text) from None
-    except VisitError as exc:  # a domain error raised inside the transformer
-        raise SourceError(_loc(where, lineno), str(exc.orig_exc), text) from None
+    rec = _parse_cached(text)
+    if isinstance(rec, str):
+        raise SourceError(_loc(where, lineno), rec, text)
+    return rec
 
 
 def _loc(where: SourceLocation | str, lineno: int | None) -> SourceLocation:
@@ -303,14 +126,57 @@ def _loc(where: SourceLocation | str, lineno: int | None) -> SourceLocation:
 
 
 @lru_cache(maxsize=1 << 16)
-def _parse_cached(text: str) -> LineRecord:
-    return LineTransformer().transform(_parser().parse(text))
+def _parse_cached(text: str) -> LineRecord | str:
+    """A line's record, or why it is not a dump line (a bad line repeats: its reason is
+    memoised too)."""
+    fast = _fast(text)
+    if fast is not None:
+        return fast
+    from .linegrammar import parse_or_explain  # lark: only for what the fast path leaves
+
+    return parse_or_explain(text)
 
 
-def _explain(exc: UnexpectedInput, text: str) -> str:
-    if CONTROL.search(text):
-        return "binary or control characters in a dump line"
-    label = exc.match_examples(_parser().parse, _BAD_EXAMPLES, use_accepts=True)
-    if label:
-        return label
-    return f"not a line of an 'info mtree' dump (column {exc.column})"
+# A fast path for the lines that make up nearly all of a dump: a region or range line
+# with no overflow marker, no 0x and nothing after the name (or an alias line with
+# nothing after its target window), and the two tree headings.  Each expression accepts
+# a strict subset of what the grammar accepts and gives the same record as lark does
+# (tests/test_parse.py checks every line of every sample both ways); any other line,
+# and every error, goes through lark.  A 3,000-line dump has ~3,000 distinct lines and
+# lark's LALR parser costs tens of microseconds each.
+_FAST_RANGE = re.compile(
+    r"( +)([0-9a-f]{16})-([0-9a-f]{16}) \(prio (-?[0-9]+), "
+    r"(nv-)?(ramd|ram|romd|rom|i/o|container|[R-][W-])\): ([^\n]+)"
+)
+# a body the grammar's NAME takes whole: no suffix QEMU appends can start in it
+_FAST_NAME = re.compile(r"(?!alias )(?![^\n]* (?:KVM|kvm))[^@\[{}\n]+(?<! orphan)")
+_FAST_ALIAS = re.compile(r"alias ([^\n]+?) @([^\n]+?) ([0-9a-f]{16})-([0-9a-f]{16})")
+_FAST_HEADING = re.compile(r"(address-space|memory-region): ([^\n]+)")
+
+
+def _fast(text: str) -> LineRecord | None:
+    m = _FAST_RANGE.fullmatch(text)
+    if m is None:
+        h = _FAST_HEADING.fullmatch(text)
+        return Heading(h[1], h[2]) if h is not None else None
+    indent, start, end, prio, nv, type_, body = m.groups()
+    common = {
+        "indent": len(indent),
+        "start": int(start, 16),
+        "end": int(end, 16),
+        "priority": int(prio),
+        "type": type_,
+        "nonvolatile": nv is not None,
+    }
+    if _FAST_NAME.fullmatch(body):
+        return RangeLine(name=body, **common)
+    a = _FAST_ALIAS.fullmatch(body)
+    if a is None:
+        return None
+    return RangeLine(
+        name=a[1],
+        alias_target=a[2],
+        alias_start=int(a[3], 16),
+        alias_end=int(a[4], 16),
+        **common,
+    )

@@ -87,6 +87,24 @@ KNOWN_CONTAINERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^xive-vc-(end|ipi)$"), "hw/intc/pnv_xive2.c (powernv9 and later)"),
 )
 
+
+def _one_pattern(rules: tuple[tuple[re.Pattern[str], str], ...]) -> re.Pattern[str]:
+    """The rules' patterns as one alternation (one match per region, not one per rule);
+    ``lastgroup`` names the first rule that matched (``r<index>``)."""
+    return re.compile("|".join(f"(?P<r{i}>{p.pattern})" for i, (p, _) in enumerate(rules)))
+
+
+_KNOWN_CONTAINERS_RE = _one_pattern(KNOWN_CONTAINERS)
+_TERMINATING_PARENTS_RE = _one_pattern(TERMINATING_PARENTS)
+
+
+def _first_rule(
+    pattern: re.Pattern[str], rules: tuple[tuple[re.Pattern[str], str], ...], name: str
+) -> str | None:
+    m = pattern.match(name)
+    return None if m is None or m.lastgroup is None else rules[int(m.lastgroup[1:])][1]
+
+
 # Aliases QEMU marks read-only with memory_region_set_readonly (invisible in the tree).
 READONLY_ALIASES: dict[str, str] = {
     "pam-rom": "hw/pci-host/pam.c init_pam: memory_region_set_readonly(&mem->alias[0], true)",
@@ -107,7 +125,9 @@ class Rule:
     guess: bool = True
 
 
-Overlap = tuple[MemoryRegion, MemoryRegion, str]  # (rendered first, other, why first)
+# Overlapping equal-priority siblings in render order (two, or a whole cluster of them),
+# and why the first renders first.
+Overlap = tuple[tuple[MemoryRegion, ...], str]
 
 
 @dataclass
@@ -145,12 +165,12 @@ class Knowledge:
             return Rule(True, "ROM or ROM device (type letters of QEMU <= 2.8)", False)
         if mr.name in self.flat_names:
             return Rule(True, "QEMU's own flat view of this machine shows it", False)
-        for pattern, why in KNOWN_CONTAINERS:
-            if pattern.match(mr.name):
-                return Rule(False, why)
-        for pattern, why in TERMINATING_PARENTS:
-            if pattern.match(mr.name):
-                return Rule(True, why)
+        why = _first_rule(_KNOWN_CONTAINERS_RE, KNOWN_CONTAINERS, mr.name)
+        if why is not None:
+            return Rule(False, why)
+        why = _first_rule(_TERMINATING_PARENTS_RE, TERMINATING_PARENTS, mr.name)
+        if why is not None:
+            return Rule(True, why)
         if any(not c.hidden for c in mr.subregions):  # what the dump printed under it
             if self.flat_names:
                 return Rule(False, "pure container: never in QEMU's flat view of this machine")
@@ -192,20 +212,68 @@ class Knowledge:
 
 
 def _overlaps(subs: list[MemoryRegion]) -> tuple[Overlap, ...]:
+    """Overlapping equal-priority siblings at different starts, in render order.
+
+    Siblings are swept by address, so the cost follows the siblings and the pairs that
+    really overlap, not every pair.  A cluster of siblings that overlap one another
+    (transitively) with more than ``_PAIRS`` overlapping pairs is one Overlap naming
+    them all: listing every pair of 6,000 siblings would take 18M entries."""
     out: list[Overlap] = []
     live = [c for c in subs if c.enabled and c.size]
-    for i, a in enumerate(live):
-        for b in live[i + 1 :]:
-            if b.priority != a.priority:
-                break
-            if a.addr != b.addr and a.addr < b.addr + b.size and b.addr < a.addr + a.size:
-                why = (
-                    "msix_init adds msix-table/msix-pba after the BAR's own regions"
-                    if LATE_ADDED.match(a.name)
-                    else "printed first"
-                )
-                out.append((a, b, why))
+    rank = {id(c): i for i, c in enumerate(live)}
+    i = 0
+    while i < len(live):
+        j = i
+        while j < len(live) and live[j].priority == live[i].priority:
+            j += 1
+        for cluster in _clusters(sorted(live[i:j], key=lambda c: c.addr)):
+            out.extend(_cluster_overlaps(cluster, rank))
+        i = j
+    out.sort(key=lambda o: [rank[id(m)] for m in o[0]])
     return tuple(out)
+
+
+_PAIRS = 64  # most overlapping pairs of one cluster listed one by one
+
+
+def _clusters(by_addr: list[MemoryRegion]) -> list[list[MemoryRegion]]:
+    """Runs of address-sorted siblings whose spans overlap (transitively)."""
+    out: list[list[MemoryRegion]] = []
+    reach = 0
+    for c in by_addr:
+        if out and c.addr < reach:
+            out[-1].append(c)
+            reach = max(reach, c.addr + c.size)
+        else:
+            out.append([c])
+            reach = c.addr + c.size
+    return [c for c in out if len(c) > 1]
+
+
+def _why(first: MemoryRegion) -> str:
+    if LATE_ADDED.match(first.name):
+        return "msix_init adds msix-table/msix-pba after the BAR's own regions"
+    return "printed first"
+
+
+def _cluster_overlaps(cluster: list[MemoryRegion], rank: dict[int, int]) -> list[Overlap]:
+    pairs: list[Overlap] = []
+    seen = 0
+    for k, a in enumerate(cluster):
+        end = a.addr + a.size
+        for b in cluster[k + 1 :]:
+            if b.addr >= end:
+                break
+            seen += 1
+            if seen > _PAIRS:
+                if len({m.addr for m in cluster}) < 2:
+                    return []
+                members = tuple(sorted(cluster, key=lambda m: rank[id(m)]))
+                return [(members, _why(members[0]))]
+            if a.addr != b.addr:
+                first, other = (a, b) if rank[id(a)] < rank[id(b)] else (b, a)
+                pairs.append(((first, other), _why(first)))
+    return pairs
 
 
 def _late_added_first(subs: list[MemoryRegion]) -> list[MemoryRegion]:

@@ -86,6 +86,7 @@ class Config:
     cpu: str | None = None
     extra: list[str] = field(default_factory=list)  # before the devices
     root_ports: bool = False
+    ports_per_slot: int = 1  # >1: root ports are functions of multifunction slots from 0x2
     pre_devices: list[str] = field(default_factory=list)  # -device args before the others
     bus: str | None = None  # bus= for devices not behind root ports
     firmware_files: list[str] = field(default_factory=list)  # for versions.txt (dpkg -S)
@@ -97,15 +98,15 @@ class Config:
     notes: str = ""
 
 
-def common_devices() -> list[Dev]:
+def common_devices(n: int = 0) -> list[Dev]:
     return [
-        Dev("e1000e", "nic0"),
-        Dev("virtio-net-pci", "vnet0"),
-        Dev("virtio-blk-pci", "vblk0", drive=True),
-        Dev("virtio-scsi-pci", "vscsi0"),
-        Dev("nvme", "nvme0", {"serial": "flatview0001"}, drive=True),
-        Dev("qemu-xhci", "xhci0"),
-        Dev("ivshmem-plain", "ivshmem0", memdev=True),
+        Dev("e1000e", f"nic{n}"),
+        Dev("virtio-net-pci", f"vnet{n}"),
+        Dev("virtio-blk-pci", f"vblk{n}", drive=True),
+        Dev("virtio-scsi-pci", f"vscsi{n}"),
+        Dev("nvme", f"nvme{n}", {"serial": f"flatview{n + 1:04d}"}, drive=True),
+        Dev("qemu-xhci", f"xhci{n}"),
+        Dev("ivshmem-plain", f"ivshmem{n}", memdev=True),
     ]
 
 
@@ -207,6 +208,20 @@ CONFIGS: list[Config] = [
         settle=20.0,
         timeout=480.0,
         notes="OVMF (UEFI) instead of SeaBIOS, plus bochs-display; 64-bit BARs above 4 GiB",
+    ),
+    Config(
+        "x86_64-q35-70dev",
+        "x86_64",
+        "q35",
+        [d for n in range(10) for d in common_devices(n)],
+        root_ports=True,
+        ports_per_slot=8,
+        firmware_files=SEABIOS_FILES,
+        memory="512M",
+        settle=10.0,
+        timeout=480.0,
+        notes="as x86_64-q35 with the 7 devices 10 times (70 devices), each behind its own "
+        "pcie-root-port, 8 root ports per multifunction slot: a ~3,000-line tree",
     ),
 ]
 
@@ -383,7 +398,11 @@ def build_argv(cfg: Config, devices: list[Dev], tmp: Path, qmp_path: Path) -> li
             props["memdev"] = f"{dev.id}-mem"
         if dev.root_port and cfg.root_ports:
             port += 1
-            argv += ["-device", f"pcie-root-port,id=rp{port},bus=pcie.0,chassis={port}"]
+            rp = f"pcie-root-port,id=rp{port},bus=pcie.0,chassis={port}"
+            if cfg.ports_per_slot > 1:
+                slot, fn = divmod(port - 1, cfg.ports_per_slot)
+                rp += f",addr={slot + 2:#x}.{fn}" + (",multifunction=on" if fn == 0 else "")
+            argv += ["-device", rp]
             props.setdefault("bus", f"rp{port}")
         elif dev.root_port and cfg.bus:
             props.setdefault("bus", cfg.bus)

@@ -267,6 +267,21 @@ def test_changed_answer_names_the_fact():
     )
 
 
+def test_relocated_dump_alone_keeps_what_qemu_ran():
+    """q35-msix-relocation-bar's dump alone: MSI-X sits in the BAR QEMU added (e1000e:
+    bar5, cmdline.txt), its native place is not in the dump.  QEMU ran with bar5, so that
+    is the sure answer; off's verdict and cost wait for lspci."""
+    d = SAMPLES / "vfio" / "q35-msix-relocation-bar"
+    assert "x-msix-relocation=bar5" in _read(d / "cmdline.txt")
+    (a,), _ = api.advise(_read(d / "info-mtree-D.txt"), "t", [4096], devices=["0000:00:04.0"])
+    assert a.recommended.option == "bar5" and not a.recommended.conditions
+    assert any("native place" in x for x in a.recommended.assumptions)
+    off = next(r for r in a.relocations if r.option == "off")
+    assert off.valid and off.conditions and off.error is None
+    assert "relocated to BAR 5" in a.headline
+    assert "lspci -vvv -s 0000:00:04.0" in a.action
+
+
 if __name__ == "__main__":  # the counts for the issue note
     answers, problems = survey()
     from collections import Counter

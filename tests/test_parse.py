@@ -6,6 +6,8 @@ real QEMU 7.2 samples (marked "sample"), and region names QEMU prints verbatim.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flatview.api import parse_text
@@ -653,3 +655,73 @@ def test_alias_line_cut_before_its_offsets_is_an_error():
         p(line)
     assert exc.value.text == line
     assert exc.value.msg.startswith("truncated alias line")
+
+
+# ------------------------------------------------------- the fast path agrees with lark
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _lark(text: str):
+    from flatview.linegrammar import LineTransformer, _parser
+
+    try:
+        return LineTransformer().transform(_parser().parse(text))
+    except Exception as exc:  # any lark failure: then the fast path must refuse too
+        return exc
+
+
+def _sample_lines() -> list[str]:
+    lines: set[str] = set()
+    for path in [*REPO.glob("samples/**/*.txt"), *REPO.glob("tests/fixtures/**/*.txt")]:
+        for line in path.read_bytes().decode("utf-8", "replace").splitlines():
+            lines.add(line.rstrip("\r"))
+    return sorted(lines)
+
+
+def test_fast_path_gives_larks_record_for_every_sample_line():
+    """Every line of every sample and fixture the fast path takes, lark reads the same."""
+    from flatview.parse import _fast
+
+    taken = 0
+    for line in _sample_lines():
+        rec = _fast(line)
+        if rec is not None:
+            taken += 1
+            assert rec == _lark(line), line
+    assert taken > 1000  # the samples' region lines do go the fast way
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "  0000000000000000-0000000000000fff (prio 0, ram): pc.ram KVM",
+        "  0000000000000000-0000000000000fff (prio 0, ram): pc.ram kvm:smm",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): x orphan",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): x [disabled]",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): x owner:{dev id=a}",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): x @0000000000001000",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): alias a @b",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): alias a @b "
+        "0000000000000000-0000000000000fff [disabled]",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): alias a @b @c "
+        "0000000000000000-0000000000000fff",
+        "  0000000000000000-0000000000000fff (prio 0, nv-ram): a name with spaces",
+        "  0000000000000000-0000000000000fff (prio -1, RW): old letters",
+        "  0x0000000000000000-0x0000000000000fff (prio 0, i/o): patched build",
+        "address-space: memory",
+        "memory-region: pci_bridge_pci",
+    ],
+)
+def test_fast_path_on_suffixes_and_edges(line):
+    """Where the fast path answers it is lark's answer; suffixed lines go to lark."""
+    from flatview.parse import _fast
+
+    rec, slow = _fast(line), _lark(line)
+    if rec is not None:
+        assert rec == slow
+    if isinstance(slow, Exception):
+        with pytest.raises(SourceError):
+            parse_line(line, LOC)
+    else:
+        assert parse_line(line, LOC) == slow

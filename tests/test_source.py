@@ -76,7 +76,7 @@ def _only(segs):
 def test_cr_line_ends_become_lf(eol):
     seg = _only(segments(eol.join(VIEW) + eol))
     assert seg.lines == tuple(VIEW)
-    assert seg.linenos == (1, 2, 3, 4, 5, 6, 7)
+    assert tuple(seg.linenos) == (1, 2, 3, 4, 5, 6, 7)
 
 
 def test_cr_mixed_line_ends_keep_line_numbers():

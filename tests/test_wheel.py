@@ -1,7 +1,7 @@
 """The installed package finds its grammar and bundled sample: a wheel, not only a checkout.
 
 Builds the wheel, installs it (without dependencies) into a fresh virtual environment
-that sees only the already-installed dependencies (lark, networkx, tabulate: a ``.pth``
+that sees only the already-installed dependencies (lark, sortedcontainers, tabulate: a ``.pth``
 file naming the folders they live in, so it works from inside a venv too, where
 ``system_site_packages`` would reach the base interpreter instead), and runs flatview from
 outside the source tree.
@@ -18,8 +18,8 @@ import zipfile
 from pathlib import Path
 
 import lark
-import networkx
 import pytest
+import sortedcontainers
 import tabulate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def test_installed_wheel_runs_from_elsewhere(wheel: Path, tmp_path: Path) -> Non
     # listed in a .pth file is not scanned for .pth files, so the checkout's editable
     # install (itself a .pth hook) stays out of the new venv.
     deps = sorted(
-        {str(Path(m.__file__).resolve().parents[1]) for m in (lark, networkx)}
+        {str(Path(m.__file__).resolve().parents[1]) for m in (lark, sortedcontainers)}
         | {str(Path(tabulate.__file__).resolve().parent)}
     )
     purelib = subprocess.run(

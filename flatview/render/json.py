@@ -18,8 +18,8 @@ from ..model import (
     FlatView,
     MemoryRegion,
     MtreeDump,
+    Owner,
 )
-from ..parse import Owner
 
 __all__ = ["SCHEMA_VERSION", "dumps_json", "to_data"]
 

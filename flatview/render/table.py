@@ -1,17 +1,19 @@
-"""Tables a person reads in a terminal (tabulate)."""
+"""Tables a person reads in a terminal (tabulate, imported by the functions that draw
+one, so the notes and summaries of other commands do not load it)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from tabulate import tabulate
-
-from ..check import CheckReport
-from ..flatten import FlattenResult
 from ..model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump
 from .qemu import format_range
 from .units import human_size
+
+if TYPE_CHECKING:
+    from ..check import CheckReport
+    from ..flatten import FlattenResult
 
 __all__ = [
     "dump_summary",
@@ -52,6 +54,8 @@ def summary_row(d: Dump) -> dict[str, object]:
 
 
 def dump_summary(dumps: Iterable[Dump]) -> str:
+    from tabulate import tabulate
+
     rows = [summary_row(d) for d in dumps]
     return tabulate(rows, headers="keys", tablefmt="simple")
 
@@ -76,6 +80,8 @@ def region_path(mr: MemoryRegion | None, parents: dict[int, MemoryRegion]) -> st
 
 
 def flatten_table(view: FlatView, parents: dict[int, MemoryRegion]) -> str:
+    from tabulate import tabulate
+
     rows = [
         [
             f"{r.start:016x}",
@@ -130,6 +136,8 @@ def mismatch_text(report: CheckReport) -> list[str]:
 
 def visibility_text(vis: list) -> str:
     """``flatten --region``: per placement of the region, what the guest sees there."""
+    from tabulate import tabulate
+
     out = []
     for v in vis:
         out.append(
