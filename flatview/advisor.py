@@ -429,12 +429,12 @@ def _advise_one(
         _strategies(dev, page),
         reported,
         explanations,
-        f"{headline}; {_action(dev, rec, reports)}",
+        f"{headline}; {_action(dev, rec, reports, observed, era)}",
         rec,
         headline,
         (),
         no_mmap,
-        _action(dev, rec, reports),
+        _action(dev, rec, reports, observed, era),
     )
 
 
@@ -778,7 +778,7 @@ def _recommended(
             alt = (
                 f"x-msix-relocation={r.option} would recover {r.pages_recovered} for "
                 f"+{size_text(r.added_mmio)}, but only if {' and '.join(r.conditions)}: "
-                f"check with `lspci -vvv -s {dev.address}` on the host"
+                f"check with `lspci -vvv -s {_bdf(dev)}` on the host"
             )
         break
     return Recommended(
@@ -786,7 +786,19 @@ def _recommended(
     )
 
 
-def _action(dev: PciDevice, rec: Recommended, reports: Sequence[RelocationReport]) -> str:
+def _bdf(dev: PciDevice) -> str:
+    """The device's address for a command line (an lspci excerpt without its header line
+    does not say it)."""
+    return dev.address if dev.address.count(":") == 2 else "BDF"
+
+
+def _action(
+    dev: PciDevice,
+    rec: Recommended,
+    reports: Sequence[RelocationReport],
+    observed: Sequence[BarPages] = (),
+    era: str = "E2",
+) -> str:
     if dev.msix is None:
         return "no MSI-X capability: nothing to relocate"
     by = {r.option: r for r in reports}
@@ -805,7 +817,7 @@ def _action(dev: PciDevice, rec: Recommended, reports: Sequence[RelocationReport
         return (
             f"keep x-msix-relocation={rec.option}: the dump shows QEMU running with it; "
             "what x-msix-relocation=off would cost depends on the device's native MSI-X "
-            f"place, which the input does not show: `lspci -vvv -s {dev.address}` on the "
+            f"place, which the input does not show: `lspci -vvv -s {_bdf(dev)}` on the "
             "host gives it"
         )
     if rec.option == "off" and by["off"].pages_lost:
@@ -819,10 +831,16 @@ def _action(dev: PciDevice, rec: Recommended, reports: Sequence[RelocationReport
         f"{must}x-msix-relocation={rec.option} recovers {rec.pages_recovered} page(s) for "
         f"+{size_text(rec.added_mmio)} of MMIO (hazards: {codes})"
     )
+    unmapped = [b.index for b in observed if not b.is_io and b.ramd_bytes == 0 and b.size]
+    if unmapped:
+        text += (
+            f"; this counts on a {era_words(era)} (--kernel): the dump's host left BAR "
+            f"{', '.join(map(str, unmapped))} unmapped, as older kernels do"
+        )
     if rec.conditions:
         text += (
             f", but only if {' and '.join(rec.conditions)}: check with "
-            f"`lspci -vvv -s {dev.address}` on the host"
+            f"`lspci -vvv -s {_bdf(dev)}` on the host"
         )
     if rec.alternative:
         text += f"; {rec.alternative}"

@@ -250,8 +250,12 @@ def gather(
 
 
 def _lists_every_bar(d: PciDevice) -> bool:
-    """lspci ("Region N:") and info pci print every BAR the device has, mapped or not."""
-    return d.source != "lspci" or not any(b.index_inferred for b in d.bars)
+    """info pci prints every BAR the device has, mapped or not, and so does lspci for a
+    device (lspci.c show_bases); an excerpt without the device's header line may have left
+    some out."""
+    from .lspci import UNKNOWN_ADDRESS
+
+    return d.source != "lspci" or d.address != UNKNOWN_ADDRESS
 
 
 def _src(d: PciDevice | PciBar, inferred: bool = False) -> str:

@@ -152,6 +152,8 @@ def survey() -> tuple[list[Answer], list[str]]:
                     )
                 )
                 where = f"{case.name} {bdf} {a.page_size // 1024}K {kind}"
+                if rec.conditions:  # "only if ...": it names the command that settles it
+                    assert "lspci -vvv -s " in a.action and "-s ?" not in a.action, where
                 opt = rec.option
                 if opt and opt != "off" and f is not None:
                     r = relocate(f.device, opt, a.page_size)
