@@ -39,6 +39,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from make_pre70 import make_pre70  # noqa: E402
+from pictures import figures as picture_figures  # noqa: E402
+from pictures import report as picture_report  # noqa: E402
 
 import flatview.parse  # noqa: E402
 from flatview.build import read_dumps  # noqa: E402
@@ -632,12 +634,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.profile:
         rep["profile_b"] = profile_b(inputs)
+    rep["pictures"] = picture_figures(args.runs)  # benchmarks/pictures.py
     rep["total_s"] = time.perf_counter() - start
     rep["loadavg_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     if args.json:
         print(json.dumps(rep, indent=2))
     else:
         print(text_report(rep))
+        print("\n" + picture_report(rep["pictures"]))
         if args.profile:
             print("\ncProfile of read_dumps on (b), cold caches:\n")
             print(rep["profile_b"])

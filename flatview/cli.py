@@ -290,6 +290,25 @@ def _add_diff_parsers(sub) -> None:
         help="allow-list of known regressions: 'DEVICE BAR PAGE_SIZE reason' per line",
     )
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report to FILE")
+    p.add_argument("--html", metavar="FILE", help="also write the picture of the diff to FILE")
+    p = sub.add_parser("map", help="picture of each BAR's host pages and the memory map")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="a dump (default: the bundled "
+        "sample at 64K pages), or BEFORE AFTER for the picture of diff",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE.svg|FILE.html")
+    p.add_argument(
+        "--lspci",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="lspci -vvv output (where the MSI-X table and PBA really are), repeatable",
+    )
+    _add_page_device_options(p)
+    _add_live(p)
 
 
 def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
@@ -524,6 +543,10 @@ def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
         out = diff_render.gate_text(report)
     if args.junit:
         _write_file(args.junit, junit_xml(report))
+    if args.html:
+        verdict = "pass" if report.ok else f"FAIL, {len(report.regressions)} regression(s)"
+        title = f"flatview gate ({verdict}): {args.first} → {args.second}"
+        _write_file(args.html, _diff_picture(args, title, "html"))
     return out, status
 
 
@@ -547,6 +570,43 @@ def _gate_matrix(args: argparse.Namespace, rules) -> tuple[str, int]:
     if args.junit:
         _write_file(args.junit, junit_matrix_xml(report))
     return out, status
+
+
+def _diff_picture(args: argparse.Namespace, title: str, fmt: str) -> str:
+    from .diff import diff
+    from .pictures import diff_picture
+
+    (before, after), sizes = _sides(args)
+    devices = [d if d.count(":") != 1 else f"0000:{d}" for d in args.device]
+    return diff_picture(diff(before, after, sizes, devices), before, after, title, fmt)
+
+
+def cmd_map(args: argparse.Namespace) -> tuple[str, int]:
+    from . import api
+    from .lspci import parse_lspci
+    from .pictures import map_picture
+
+    fmt = {"svg": "svg", "html": "html", "htm": "html"}.get(args.output.rpartition(".")[2].lower())
+    if fmt is None:
+        raise UsageError(f"-o: {args.output!r} must end in .svg or .html")
+    live = 1 if args.qmp or args.domain else 0
+    count = len(args.inputs) + live
+    if count > 2 or (count == 2 and args.lspci):
+        raise UsageError("map takes one input (with --lspci), or two: BEFORE AFTER")
+    if count == 2:
+        args.first, args.second = [*args.inputs, None][:2]
+        args.first_dumps = args.second_dumps = []
+        title = f"flatview map: {args.first} → {args.second}"
+        _write_file(args.output, _diff_picture(args, title, fmt))
+        return "", EXIT_OK
+    if count:
+        [(text, name)] = _inputs(args, args.inputs, 1)
+    else:
+        text, name = api.bundled_sample()
+    sizes = api.parse_page_sizes(args.page_size or ["4K" if count else "64K"])
+    extra = [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
+    _write_file(args.output, map_picture(text, name, sizes, args.device, extra, fmt))
+    return "", EXIT_OK
 
 
 def _write_file(path: str, text: str) -> None:
@@ -651,6 +711,7 @@ COMMANDS: dict[str, Command] = {
     "diff": cmd_diff,
     "gate": cmd_gate,
     "capture": cmd_capture,
+    "map": cmd_map,
 }
 
 

@@ -247,6 +247,7 @@ def test_capture_qmp_writes_a_bundle_every_command_reads(tmp_path):
         live_advise = flatview("advise", "--qmp", sock)
         live_check = flatview("check", "--qmp", sock)
         live_diff = flatview("diff", str(out), "--qmp", sock)
+        live_map = flatview("map", "--qmp", sock, "-o", str(tmp_path / "map.svg"))
     print(f"capture --qmp: {elapsed:.2f} s (with interpreter start)")
     text = out.read_text()
     lines = text.splitlines()
@@ -265,9 +266,10 @@ def test_capture_qmp_writes_a_bundle_every_command_reads(tmp_path):
     assert [d.kind for d in dumps] == ["tree", "flat"]
     assert flatview("check", str(out)).returncode == 0
     assert flatview("flatten", str(out)).returncode == 0
-    for done in (live_check, live_diff):
+    for done in (live_check, live_diff, live_map):
         assert done.returncode == 0, done.stderr
     assert live_check.stdout.endswith("OK\n")
+    assert "<svg" in (tmp_path / "map.svg").read_text()
     # advise takes the BARs from the bundle's info pci: e1000e's MSI-X in BAR3 with 5
     # vectors (hw/net/e1000e.c: table 5 * 16 = 0x50 bytes at 0, PBA at 0x2000), and the
     # guest address of BAR3 is the one info pci printed.
