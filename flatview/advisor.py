@@ -616,9 +616,11 @@ def _explain(
     if no_mmap:
         out.append(
             "no BAR of this device is direct-mapped in the dump: QEMU mmaps nothing with "
-            "x-no-mmap=on (remove it), and it turns every mmap off while an INTx (legacy "
-            "interrupt) is pending, for x-intx-mmap-timeout-ms (1100 ms) after the last one "
-            "(vfio_intx_interrupt): take the dump again once the guest's driver uses MSI-X. "
+            "x-no-mmap=on (remove it), and when KVM does not take the INTx (legacy "
+            "interrupt) EOI itself (no resample irqfd, e.g. under TCG) it turns every mmap "
+            "off while an INTx is pending and for x-intx-mmap-timeout-ms (1100 ms) after "
+            "(vfio_intx_interrupt, vfio_intx_mmap_enable): take the dump again once the "
+            "guest's driver uses MSI-X. "
             "Relocating MSI-X cannot help either way."
         )
     for b in observed:

@@ -13,6 +13,8 @@ targets recorded by name, then :func:`_resolve_aliases` links each alias to its
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -393,7 +395,7 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
         if sec.root is not None:
             targets.setdefault(sec.name, []).append(sec.root)
     order = {id(sec.root): i for i, sec in enumerate(dump.sections) if sec.root is not None}
-    boxes: dict[int, _Box] = {}
+    indexes = {name: _SectionIndex(secs) for name, secs in targets.items()}
     for root in dump.roots():
         here = order.get(id(root), -1)
         for mr, _ in walk(root):
@@ -404,7 +406,7 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
             # loop); QEMU queues a target when it meets the alias, so later sections first.
             named = [t for t in targets.get(target, []) if t is not root] or targets.get(target, [])
             later = [t for t in named if order.get(id(t), -1) > here]
-            cands = _candidates(later or named, mr, boxes)
+            cands = _candidates(later or named, mr, indexes.get(target) or _SectionIndex([]))
             if not cands:
                 raise SourceError(
                     SourceLocation(sp.file, mr.line),
@@ -425,7 +427,7 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
 
 
 def _candidates(
-    sections: list[MemoryRegion], alias: MemoryRegion, boxes: dict[int, _Box]
+    sections: list[MemoryRegion], alias: MemoryRegion, index: _SectionIndex
 ) -> list[MemoryRegion]:
     """The sections an alias can point to.  Names repeat (every PCI bridge has a
     ``pci_bridge_pci``): keep the ones with regions inside the alias window; if none
@@ -433,28 +435,35 @@ def _candidates(
     if len(sections) <= 1:
         return sections
     assert alias.alias is not None
-    lo, hi = alias.alias.offset, alias.alias.offset + alias.size
-    inside = [s for s in sections if _has_region_in(s, lo, hi, boxes)]
+    lo = alias.alias.offset
+    hits = index.holding(lo, lo + alias.size)
+    inside = [s for s in sections if id(s) in hits]
     return inside or sections[:1]
 
 
-# A section's enabled subregions as [addr, end) spans, with their first start and last end.
-_Box = tuple[int, int, list[tuple[int, int]]]
+class _SectionIndex:
+    """The enabled subregions of the sections of one name, by address: which sections
+    hold a region inside a window, without looking at every section (a q35 with 70 root
+    ports has 70 ``pci_bridge_pci`` sections and hundreds of aliases into them)."""
 
+    def __init__(self, sections: list[MemoryRegion]) -> None:
+        spans = sorted(
+            (c.addr, c.addr + c.size, id(s)) for s in sections for c in s.subregions if c.enabled
+        )
+        self.spans = spans
+        self.starts = [a for a, _, _ in spans]
+        self.reach = list(itertools.accumulate((b for _, b, _ in spans), max))
 
-def _has_region_in(section: MemoryRegion, lo: int, hi: int, boxes: dict[int, _Box]) -> bool:
-    """Does an enabled subregion of ``section`` overlap [lo, hi)?  Each section's span is
-    looked at first: a q35 with 70 root ports has 70 ``pci_bridge_pci`` sections, one
-    per bus window, and hundreds of aliases into them."""
-    box = boxes.get(id(section))
-    if box is None:
-        live = [(c.addr, c.addr + c.size) for c in section.subregions if c.enabled]
-        first = min((a for a, _ in live), default=0)
-        box = boxes[id(section)] = (first, max((b for _, b in live), default=0), live)
-    first, last, live = box
-    if not live or first >= hi or last <= lo:
-        return False
-    return any(a < hi and lo < b for a, b in live)
+    def holding(self, lo: int, hi: int) -> set[int]:
+        """ids of the sections with an enabled subregion overlapping [lo, hi)."""
+        out: set[int] = set()
+        j = bisect.bisect_left(self.starts, hi) - 1  # spans[0..j] start before hi
+        while j >= 0 and self.reach[j] > lo:  # one of spans[0..j] ends after lo
+            _, end, key = self.spans[j]
+            if end > lo:
+                out.add(key)
+            j -= 1
+        return out
 
 
 def _split_alias(mr: MemoryRegion, targets: dict[str, list[MemoryRegion]]) -> tuple[str, str]:

@@ -152,13 +152,18 @@ _FAST_RANGE = re.compile(
 _FAST_NAME = re.compile(r"(?!alias )(?![^\n]* (?:KVM|kvm))[^@\[{}\n]+(?<! orphan)")
 _FAST_ALIAS = re.compile(r"alias ([^\n]+?) @([^\n]+?) ([0-9a-f]{16})-([0-9a-f]{16})")
 _FAST_HEADING = re.compile(r"(address-space|memory-region): ([^\n]+)")
+_FAST_OFFSET = re.compile(r"([^\n]+) @([0-9a-f]{16})")  # a flat range's offset_in_region
+# the FlatView block of `info mtree -f` (QEMU >= 2.11)
+_FAST_FLATVIEW = re.compile(r"FlatView #([0-9]+)")
+_FAST_AS = re.compile(r' AS "([^"\n]+)", root: ([^\n]+?)(?:, alias ([^\n]+))?')
+_FAST_ROOT = re.compile(r" Root memory region: ([^\n]+)")
+_FAST_NO_VIEW = re.compile(r"  No rendered FlatView(?: for address space '([^\n]+)')?")
 
 
 def _fast(text: str) -> LineRecord | None:
     m = _FAST_RANGE.fullmatch(text)
     if m is None:
-        h = _FAST_HEADING.fullmatch(text)
-        return Heading(h[1], h[2]) if h is not None else None
+        return _fast_heading(text)
     indent, start, end, prio, nv, type_, body = m.groups()
     common = {
         "indent": len(indent),
@@ -170,6 +175,9 @@ def _fast(text: str) -> LineRecord | None:
     }
     if _FAST_NAME.fullmatch(body):
         return RangeLine(name=body, **common)
+    o = _FAST_OFFSET.fullmatch(body)
+    if o is not None and _FAST_NAME.fullmatch(o[1]):
+        return RangeLine(name=o[1], offset=int(o[2], 16), **common)
     a = _FAST_ALIAS.fullmatch(body)
     if a is None:
         return None
@@ -180,3 +188,22 @@ def _fast(text: str) -> LineRecord | None:
         alias_end=int(a[4], 16),
         **common,
     )
+
+
+def _fast_heading(text: str) -> LineRecord | None:
+    h = _FAST_HEADING.fullmatch(text)
+    if h is not None:
+        return Heading(h[1], h[2])
+    h = _FAST_AS.fullmatch(text)
+    if h is not None:
+        return FlatViewASLine(h[1], h[2], h[3])
+    h = _FAST_FLATVIEW.fullmatch(text)
+    if h is not None:
+        return Heading("flatview", h[1])
+    h = _FAST_ROOT.fullmatch(text)
+    if h is not None:
+        return FlatViewRootLine(None if h[1] == "(none)" else h[1])
+    h = _FAST_NO_VIEW.fullmatch(text)
+    if h is not None:
+        return NoRenderedLine(h[1])
+    return None

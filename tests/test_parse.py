@@ -711,6 +711,16 @@ def test_fast_path_gives_larks_record_for_every_sample_line():
         "  0x0000000000000000-0x0000000000000fff (prio 0, i/o): patched build",
         "address-space: memory",
         "memory-region: pci_bridge_pci",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): x @0000000000001000",
+        "  0000000000000000-0000000000000fff (prio 0, ram): x @0000000000001000 KVM",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): a @b @0000000000001000",
+        "FlatView #3",
+        ' AS "x", root: a, alias b, alias c',
+        ' AS "x", root: a',
+        " Root memory region: (none)",
+        " Root memory region: (none) x",
+        "  No rendered FlatView",
+        "  No rendered FlatView for address space 'a'b'",
     ],
 )
 def test_fast_path_on_suffixes_and_edges(line):

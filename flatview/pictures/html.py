@@ -5,8 +5,9 @@ First, at the top left of the page, the BAR pictures (the same SVG drawing as th
 form, with a row for every valid relocation option); then the guest physical address
 map of each address space: a log-scale overview (drawn here, with hover text) and a
 linear zoom into any range (a few lines of inline script: drag across the overview,
-click a range, or type the bounds).  The template is a :class:`string.Template`; the
-map data rides along as JSON in a ``<script type="application/json">``.
+click a range, or type the bounds; a diff's map opens on the ranges that changed).
+The template is a :class:`string.Template`; the map data rides along as JSON in a
+``<script type="application/json">``.
 """
 
 from __future__ import annotations
@@ -139,7 +140,12 @@ _SCRIPT = r"""
     box.querySelector("button.go").addEventListener("click",
       () => draw(num(from.value), num(to.value)));
     box.querySelector("button.all").addEventListener("click", () => draw(0, m.end));
-    draw(0, Math.min(m.end, 4294967296));
+    if (m.focus) {  // a diff: open on the ranges that changed
+      const lo = num(m.focus[0]), hi = num(m.focus[1]), pad = (hi - lo) / 4;
+      draw(Math.max(0, lo - pad), Math.min(m.end, hi + pad));
+    } else {
+      draw(0, Math.min(m.end, 4294967296));
+    }
   });
 })();
 """
@@ -161,7 +167,10 @@ def _map_block(i: int, view: MapView) -> tuple[str, dict]:
         f'<svg class="zoom" width="{lay.width}" height="58" '
         f'viewBox="0 0 {lay.width} 58" role="img" aria-label="linear zoom"></svg>\n</div>'
     )
+    changed = [r for r in view.ranges if r.changed]
+    focus = [hex(changed[0].start), hex(max(r.end for r in changed))] if changed else None
     data = {
+        "focus": focus,
         "top": top,
         "span": span,
         "x0": X0,

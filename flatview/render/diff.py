@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tabulate import tabulate
-
 from ..diff import BarDiff, BarFigures, DiffReport, RangeChange, RegionChange, ViewDiff, verdict
 from ..gate import AllowRule, GateReport, Regression, why_text
 from .pages import run_data
@@ -144,6 +142,8 @@ def _views_of(views: Sequence[ViewDiff], device: str | None) -> list[tuple[ViewD
 def _changes_block(
     views: Sequence[ViewDiff], regions: Sequence[RegionChange], device: str | None
 ) -> list[str]:
+    from tabulate import tabulate  # here, not at import: --json never draws a table
+
     out = []
     for v, mine in _views_of(views, device):
         label = ", ".join(v.address_spaces)
@@ -182,6 +182,8 @@ def _as_regressions(regs: Sequence[BarDiff]) -> list[Regression]:
 
 
 def diff_text(report: DiffReport) -> str:
+    from tabulate import tabulate
+
     out = [f"before: {report.before}", f"after:  {report.after}", ""]
     for dev in report.devices:
         where = (
@@ -334,6 +336,8 @@ def _rule_text(rule: AllowRule) -> str:
 
 
 def gate_text(report: GateReport) -> str:
+    from tabulate import tabulate
+
     sizes = ", ".join(page_label(p) for p in report.page_sizes)
     out = [f"baseline:  {report.baseline}", f"candidate: {report.candidate}"]
     out += [f"REGRESSION {gate_line(r)}" for r in report.regressions]
