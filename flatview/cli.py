@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import FlatviewError, UsageError
+from .render.layout import WIDTH, wrap, wrap_lines
 
 if TYPE_CHECKING:
     from .model import FlatDump, MemoryRegion, MtreeDump
 
 # Each command imports what it uses when it runs (lark for dumps, tabulate for tables),
-# so `flatview --help` and usage errors pay for argparse only.
+# so `flatview --help` and usage errors pay for argparse only (render.layout imports
+# tabulate only when it lays out a table).
 
 EXIT_OK = 0
 EXIT_FINDING = 1
@@ -35,6 +37,7 @@ def _add_input(p: argparse.ArgumentParser, many: bool = False) -> None:
         p.add_argument("file", nargs="?", metavar="FILE", help="dump file ('-' for stdin)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _add_live(p)
+    _add_wide(p)
 
 
 def _add_live(p: argparse.ArgumentParser) -> None:
@@ -105,6 +108,18 @@ def _load(args: argparse.Namespace) -> list:
 
     [(text, name)] = _inputs(args, [args.file], 1)
     return api.parse_text(text, name)
+
+
+def _add_wide(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="one line per row, however long (default: text fits 100 columns)",
+    )
+
+
+def _width(args: argparse.Namespace) -> int | None:
+    return None if getattr(args, "wide", False) else WIDTH
 
 
 def _relocation_option(value: str) -> str:
@@ -260,6 +275,7 @@ def _add_compare_options(p: argparse.ArgumentParser, first: str, second: str) ->
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _add_live(p)
+    _add_wide(p)
     _add_page_device_options(p)
     for side, dest in ((first, "first_dumps"), (second, "second_dumps")):
         p.add_argument(
@@ -333,9 +349,9 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
         return "\n".join(qemu_render.format_dump(d) for d in dumps), EXIT_OK
     from .render import table as table_render
 
-    lines = [table_render.dump_summary(dumps)]
+    lines = [table_render.dump_summary(dumps, _width(args))]
     for d in dumps:
-        lines.extend(getattr(d, "diagnostics", ()))
+        lines.extend(wrap_lines(getattr(d, "diagnostics", ()), _width(args)))
     return "\n".join(lines) + "\n", EXIT_OK
 
 
@@ -359,7 +375,7 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
         vis = visibility(tree, result, args.region)
         if args.json:
             return json_render.dumps_json("flatten", {"visibility": vis}), EXIT_OK
-        return table_render.visibility_text(vis), EXIT_OK
+        return table_render.visibility_text(vis, _width(args)), EXIT_OK
     if args.json:
         payload = json_render.to_data(result)
         payload["views"] = [json_render.flatview(v) for v in views]
@@ -372,15 +388,30 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
             for v in views
         )
     else:
-        parents = _parents(tree)
+        parents, width = _parents(tree), _width(args)
         out = "".join(
-            f"FlatView #{v.number}: {', '.join(v.names)} (root {v.root or '(none)'})\n"
-            + (table_render.flatten_table(v, parents) if v.ranges else "  No rendered FlatView")
+            "\n".join(
+                wrap(
+                    f"FlatView #{v.number}: {', '.join(v.names)} (root {v.root or '(none)'})", width
+                )
+            )
+            + "\n"
+            + (
+                table_render.flatten_table(v, parents, width)
+                if v.ranges
+                else "  No rendered FlatView"
+            )
             + "\n\n"
             for v in views
         )
-    notes = table_render.guesses_text(result)
+    # QEMU's own lines are printed as QEMU prints them; the notes fit the width after '# '
+    width = _width(args)
+    notes = table_render.guesses_text(result, None if width is None else width - 2)
     return out + "".join(f"# {n}\n" for n in notes), EXIT_OK
+
+
+def _root(v) -> str:
+    return f"root {v.root or '(none)'}"
 
 
 def _flat_variant(tree: MtreeDump, flats: list[FlatDump]):
@@ -487,13 +518,15 @@ def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
     from .render import table as table_render
 
     lines = []
+    width = _width(args)
     for t, f, r in zip(trees, flats, reports, strict=True):
+        # the head names two files and the mismatches carry QEMU's own lines: never wrapped
         lines.append(
             f"{t.file}:{t.line} vs {f.file}:{f.line}: {r.views_compared} flat views, "
             f"{r.ranges_compared} ranges compared, {len(r.mismatches)} mismatch(es)"
         )
         lines.extend(table_render.mismatch_text(r))
-        lines.extend(table_render.guesses_text(r.result))
+        lines.extend(table_render.guesses_text(r.result, width))
     lines.append("FAIL" if bad else "OK")
     return "\n".join(lines) + "\n", EXIT_FINDING if bad else EXIT_OK
 
@@ -521,7 +554,7 @@ def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
     report = diff(before, after, sizes, devices)
     if args.json:
         return json_render.dumps_json("diff", diff_render.diff_data(report)), EXIT_OK
-    return diff_render.diff_text(report), EXIT_OK
+    return diff_render.diff_text(report, _width(args)), EXIT_OK
 
 
 def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
@@ -540,7 +573,7 @@ def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
     if args.json:
         out = json_render.dumps_json("gate", diff_render.gate_data(report))
     else:
-        out = diff_render.gate_text(report)
+        out = diff_render.gate_text(report, _width(args))
     if args.junit:
         _write_file(args.junit, junit_xml(report))
     if args.html:

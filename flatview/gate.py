@@ -183,13 +183,13 @@ def parse_allow(text: str, name: str) -> tuple[AllowRule, ...]:
 def why_text(d: BarDiff, most: int = 4) -> str:
     """Which ranges of the candidate now trap the lost pages, in words."""
     if d.gone or not d.traps:
+        # ramd parts are no traps (diff._traps), so a page only part of a ramd range
+        # covers, with nothing else in it, ends here
         return d.why or "the direct-mapped pages dropped"
     parts = []
     for t in d.traps[:most]:
         where = f"BAR{d.index}+{t.start:#x}-{t.end - 1:#x}"
-        if t.what == "unaligned":
-            parts.append(f"{t.name} covers only part of a page at {where} (no whole page)")
-        elif t.guest is not None:
+        if t.guest is not None:
             parts.append(
                 f"{t.name} now traps {t.guest:#x}-{t.guest + t.end - t.start - 1:#x} ({where})"
             )

@@ -253,7 +253,8 @@ def _clusters(by_addr: list[MemoryRegion]) -> list[list[MemoryRegion]]:
 def _why(first: MemoryRegion) -> str:
     if LATE_ADDED.match(first.name):
         return "msix_init adds msix-table/msix-pba after the BAR's own regions"
-    return "printed first"
+    # render order puts the higher address first: the sibling printed later
+    return "printed later, at the higher address: QEMU 7.2 added it last on ppc mac99 and 40p"
 
 
 def _cluster_overlaps(cluster: list[MemoryRegion], rank: dict[int, int]) -> list[Overlap]:

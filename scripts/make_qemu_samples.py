@@ -91,10 +91,12 @@ class Config:
     bus: str | None = None  # bus= for devices not behind root ports
     firmware_files: list[str] = field(default_factory=list)  # for versions.txt (dpkg -S)
     memory: str = "256M"
+    smp: int = 1
     settle: float = 5.0  # seconds the mapped-BAR set must stay unchanged
     timeout: float = 240.0  # give up waiting for BARs after this many seconds
     optional: bool = False  # failure is reported as a skip (e.g. KVM unavailable)
     drop_refused: bool = False  # drop devices the machine refuses, note it in cmdline.txt
+    paused: bool = False  # read the monitor at -S, before any firmware runs (no BARs wait)
     notes: str = ""
 
 
@@ -208,6 +210,57 @@ CONFIGS: list[Config] = [
         settle=20.0,
         timeout=480.0,
         notes="OVMF (UEFI) instead of SeaBIOS, plus bochs-display; 64-bit BARs above 4 GiB",
+    ),
+    # Machines read paused (-S): no firmware has run.  Each has equal-priority siblings
+    # that overlap; QEMU's own -f shows which one it added last (renders first).
+    *(
+        Config(
+            name,
+            arch,
+            machine,
+            [],
+            memory=memory,
+            paused=True,
+            notes=f"read paused (-S), no firmware ran; {why}",
+        )
+        for name, arch, machine, memory, why in (
+            ("ppc-mac99", "ppc", "mac99", "256M", "equal-priority overlaps (macio, uni-north)"),
+            ("ppc-g3beige", "ppc", "g3beige", "256M", "equal-priority overlaps (grackle)"),
+            ("ppc-40p", "ppc", "40p", "128M", "PReP: equal-priority overlaps"),
+            ("ppc64-powernv9", "ppc64", "powernv9", "2G", "PowerNV: XSCOM, PHB4 windows"),
+            ("x86_64-isapc", "x86_64", "isapc", "256M", "isa-bios of a RAM BIOS"),
+            ("x86_64-microvm", "x86_64", "microvm", "256M", "isa-bios of a RAM BIOS"),
+        )
+    ),
+    Config(
+        "x86_64-q35-smp2",
+        "x86_64",
+        "q35",
+        [],
+        smp=2,
+        paused=True,
+        notes="read paused (-S); two CPUs: identical cpu-smm-0/cpu-smm-1 trees, two roots",
+    ),
+    Config(
+        "x86_64-q35-nested-bridges",
+        "x86_64",
+        "q35",
+        [Dev("e1000e", "nic0", {"bus": "dn"}, root_port=False)],
+        pre_devices=[
+            "pcie-root-port,id=r1,chassis=5",
+            "x3130-upstream,id=up,bus=r1",
+            "xio3130-downstream,id=dn,bus=up,chassis=6",
+        ],
+        paused=True,
+        notes="read paused (-S); a switch behind a root port: one pci_bridge_pci per bridge",
+    ),
+    Config(
+        "x86_64-q35-vga-megasas",
+        "x86_64",
+        "q35",
+        [Dev("VGA", "vga0"), Dev("megasas", "sas0")],
+        firmware_files=[*SEABIOS_FILES, "/usr/share/seabios/vgabios-stdvga.bin"],
+        notes="SeaBIOS; std VGA (vga.mmio holds subregions) and megasas (MSI-X in its MMIO BAR)",
     ),
     Config(
         "x86_64-q35-70dev",
@@ -373,7 +426,7 @@ def build_argv(cfg: Config, devices: list[Dev], tmp: Path, qmp_path: Path) -> li
     argv = [binary, "-machine", cfg.machine, "-accel", cfg.accel]
     if cfg.cpu:
         argv += ["-cpu", cfg.cpu]
-    argv += ["-m", cfg.memory, "-smp", "1"]
+    argv += ["-m", cfg.memory, "-smp", str(cfg.smp)]
     argv += ["-display", "none", "-nodefaults", "-no-user-config", "-S"]
     argv += ["-qmp", f"unix:{qmp_path},server=on,wait=off"]
     argv += ["-serial", "none", "-monitor", "none"]
@@ -476,6 +529,11 @@ def capture_once(
             if proc.returncode is not None:
                 raise died("exited at start-up") from None
             raise ConfigFailed(str(e)) from None
+        if cfg.paused:
+            outputs = {fname: qmp.hmp(cmd) for fname, cmd in MTREE_COMMANDS.items()}
+            stats = {"first": None, "settled": 0.0, "saved": 0.0, "bars": 0}
+            log(cfg.name, "read paused (-S): no firmware ran")
+            return _save(cfg, outputs, argv, stage, comments, stats)
         qmp.execute("cont")
         t0 = time.monotonic()
         last: frozenset | None = None
@@ -523,7 +581,20 @@ def capture_once(
         for line in stderr_text().splitlines():
             log(cfg.name, f"qemu stderr: {line}")
 
+    return _save(cfg, outputs, argv, stage, comments, stats)
+
+
+def _save(
+    cfg: Config,
+    outputs: dict[str, str],
+    argv: list[str],
+    stage: Path,
+    comments: list[str],
+    stats: dict,
+) -> dict:
     for fname, text in outputs.items():
+        if not text.strip() and cfg.paused and fname == "info-pci.txt":
+            continue  # a machine without PCI (isapc, powernv's PHBs print nothing)
         if not text.strip():
             raise ConfigFailed(f"{MTREE_COMMANDS[fname]!r} returned nothing")
         write_exact(stage / fname, text)
@@ -637,7 +708,9 @@ def main(argv: list[str] | None = None) -> int:
             (
                 cfg.name,
                 "OK",
-                f"BARs first mapped {stats['first']:.1f}s, settled "
+                f"read paused; total {dt:.0f}s"
+                if cfg.paused
+                else f"BARs first mapped {stats['first']:.1f}s, settled "
                 f"{stats['settled']:.1f}s, {stats['bars']} mapped; total {dt:.0f}s",
             )
         )

@@ -10,6 +10,7 @@ command line, with learning from QEMU's flat view (default) and with the rules a
 from __future__ import annotations
 
 import functools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -169,6 +170,12 @@ def test_changing_a_priority_in_the_tree_fails_and_names_the_mismatch(
     needle = "(prio -1, i/o): pci\r\n" if "\r\n" in text else "(prio -1, i/o): pci\n"
     if needle not in text:
         pytest.skip("no x86 'pci' container at prio -1 in this sample")
+    pci = tree_path.with_name("info-pci.txt")
+    bars = re.findall(r"BAR\d: .* at (0x[0-9a-f]+)", pci.read_text()) if pci.is_file() else []
+    if all(int(b, 16) == 2**64 - 1 for b in bars):
+        # read paused (-S): no firmware ran, so no BAR is mapped and every PAM alias still
+        # routes to pci: raising pci's priority covers nothing QEMU showed
+        pytest.skip("no firmware ran in this sample: nothing under pci to cover pc.ram")
     # pci (prio -1, under RAM and the PAM aliases) raised to prio 2, above every PAM and
     # SMRAM alias (prio 1): its pc.rom / BARs now cover what QEMU showed as pc.ram through
     # the PAM aliases.  (At prio 1 the tie with those aliases is an equal-priority overlap

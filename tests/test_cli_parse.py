@@ -99,14 +99,14 @@ def test_table_of_a_flat_sample():
     assert row == {
         "line": "1",
         "dump": "info mtree -f",
-        "address spaces": str(sum(line.startswith(' AS "') for line in lines)),
+        "AS": str(sum(line.startswith(' AS "') for line in lines)),
         "regions": "",
         "aliases": "",
         "sections": "",
-        "flat views": str(sum(bool(re.fullmatch(r"FlatView #\d+", x)) for x in lines)),
+        "views": str(sum(bool(re.fullmatch(r"FlatView #\d+", x)) for x in lines)),
         "ranges by type": _types(lines),
     }
-    assert row["flat views"] == "4" and row["address spaces"] == "14"
+    assert row["views"] == "4" and row["AS"] == "14"
 
 
 def test_table_of_a_tree_sample():
@@ -116,10 +116,10 @@ def test_table_of_a_tree_sample():
     (row,) = _table(proc.stdout.decode())
     lines = _lines(path)
     assert row["line"] == "1" and row["dump"] == "info mtree"
-    assert row["address spaces"] == str(sum(x.startswith("address-space: ") for x in lines))
+    assert row["AS"] == str(sum(x.startswith("address-space: ") for x in lines))
     assert row["sections"] == str(sum(x.startswith("memory-region: ") for x in lines))
-    assert (row["address spaces"], row["sections"]) == ("14", "11")
-    assert row["flat views"] == ""
+    assert (row["AS"], row["sections"]) == ("14", "11")
+    assert row["views"] == ""
 
 
 def test_table_of_seed003_from_stdin():
@@ -137,11 +137,11 @@ def test_table_of_seed003_from_stdin():
         assert row["ranges by type"] == _types(body)
         if heading.startswith("FlatView"):
             assert row["dump"] == "info mtree -f"
-            assert row["flat views"] == "1"
-            assert row["address spaces"] == str(sum(x.startswith(' AS "') for x in body))
+            assert row["views"] == "1"
+            assert row["AS"] == str(sum(x.startswith(' AS "') for x in body))
         else:
             assert row["dump"] == "info mtree"
-            assert (row["sections"], row["address spaces"], row["aliases"]) == ("1", "0", "0")
+            assert (row["sections"], row["AS"], row["aliases"]) == ("1", "0", "0")
             assert row["regions"] == str(sum(bool(RANGE.match(x)) for x in body))
 
 

@@ -9,6 +9,7 @@ snippet it comes from.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -379,7 +380,7 @@ def test_seed003_pages_per_bar_and_gate_both_ways(seed003):
 
 
 def test_seed003_text_says_the_gate_passes_both_ways(seed003):
-    out = diff_text(diff(*seed003, [P64K]))
+    out = diff_text(diff(*seed003, [P64K]), None)  # --wide: one line per row
     assert f"== {SAS} (in both)" in out
     assert "stays trapped (no mmap in either dump)" in out
     assert "new BAR, no host pages (relocation space); holds msix-table" in out
@@ -494,6 +495,7 @@ def test_cli_diff_seed003_text():
         "169",
         "--page-size",
         "64K",
+        "--wide",
     )
     assert p.returncode == 0, p.stderr
     assert p.stderr == ""
@@ -526,7 +528,7 @@ def test_cli_diff_pasted_mail_text(tmp_path):
     after = tmp_path / "a.txt"
     before.write_text("".join(f"> {ln}\n" for ln in dedent(FLAT_BEFORE).splitlines()))
     after.write_text(dedent(FLAT_AFTER))
-    p = run("diff", str(before), str(after))
+    p = run("diff", str(before), str(after), "--wide")
     assert p.returncode == 0, p.stderr
     assert "ramd -> i/o" in p.stdout
 
@@ -568,7 +570,36 @@ def test_device_filter_keeps_only_that_device():
     one = diff(before, after, [P4K], ["0000:00:04.0"])
     assert [d.bdf for d in one.devices] == ["0000:00:04.0"]
     assert {b.device for b in one.devices[0].bars} == {"0000:00:04.0"}
-    # Real QEMU 7.2 dumps (samples/vfio): relocation gives each device its table page back.
+    # Real QEMU 7.2 dumps (samples/vfio): the BARs that gain a page are those whose whole
+    # 4K pages inside `ramd` ranges (kvm_align_section) grow, read off QEMU's -f text.
+    direct_b = _ramd_pages((v / "q35-base" / "info-mtree-f.txt").read_text(), P4K)
+    direct_a = _ramd_pages((v / "q35-msix-relocation-bar" / "info-mtree-f.txt").read_text(), P4K)
+    derived = {k for k in direct_a if direct_a[k] - direct_b.get(k, set())}
+    assert {bdf for bdf, _ in derived} == {"0000:00:03.0", "0000:00:04.0", "0000:00:05.0"}
     gains = {(b.device, b.index) for d in everything.devices for b in d.bars if b.gained}
-    assert gains == {("0000:00:03.0", 0), ("0000:00:04.0", 3), ("0000:00:05.0", 1)}
+    assert gains == derived
+    for d in everything.devices:
+        for b in d.bars:
+            if (b.device, b.index) in derived:
+                assert len(b.gained) == len(
+                    direct_a[b.device, b.index] - direct_b[b.device, b.index]
+                )
     assert everything.regressions == ()
+
+
+RAMD_F = re.compile(
+    r"^  ([0-9a-f]{16})-([0-9a-f]{16}) \(prio \d+, ramd\): (\S+) BAR (\d) mmaps\[\d+\]", re.M
+)
+
+
+def _ramd_pages(text: str, page: int) -> dict[tuple[str, int], set[int]]:
+    """Per (device, BAR): the page-aligned addresses of whole pages inside one ramd range
+    of the `memory` FlatView (start rounded up, end down, as kvm_align_section does)."""
+    (memory,) = [v for v in text.replace("\r\n", "\n").split("\n\n") if ' AS "memory",' in v]
+    out: dict[tuple[str, int], set[int]] = {}
+    for m in RAMD_F.finditer(memory):
+        start, end = int(m[1], 16), int(m[2], 16) + 1
+        out.setdefault((m[3], int(m[4])), set()).update(
+            range(-(-start // page) * page, end // page * page, page)
+        )
+    return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import itertools
 import os
 import re
 import subprocess
@@ -118,6 +119,92 @@ def test_bad_input_from_stdin():
     assert (proc.returncode, proc.stdout) == (2, b"")
     expected = (FIXTURES / "bad-hex.err").read_text(encoding="utf-8")
     assert proc.stderr.decode() == expected.replace("flatview: bad-hex.txt:", "flatview: -:", 1)
+
+
+# ---------------------------------------------------------------- where each error is
+
+RANGE = re.compile(r"^(?P<ind> *)(?P<s>\S{16})-(?P<e>\S{16}) \(prio -?\d+, [a-z/]+\): \S")
+HEX16 = re.compile(r"^ *[0-9a-f]{16}-[0-9a-f]{16} ")
+
+
+def _lines(path: Path) -> list[str]:
+    """The fixture's lines with mail quoting removed (undecodable bytes kept as U+FFFD)."""
+    text = path.read_bytes().decode("utf-8", "replace")
+    return [raw[QUOTE.match(raw).end() :] for raw in text.split("\n")]
+
+
+def _first(lines: list[str], pred) -> int:
+    return next(i for i, line in enumerate(lines, 1) if pred(line))
+
+
+def _range_lines(lines: list[str]) -> list[tuple[int, re.Match]]:
+    return [(i, m) for i, line in enumerate(lines, 1) if (m := RANGE.match(line))]
+
+
+def _alias_cycle(lines: list[str]) -> int:
+    # the region the cycle returns to: the root line of its `memory-region:` section
+    return _first(lines, lambda s: s.startswith("memory-region: loop")) + 1
+
+
+def _end_before_start(lines: list[str]) -> int:
+    return next(i for i, m in _range_lines(lines) if int(m["e"], 16) < int(m["s"], 16))
+
+
+def _out_of_order(lines: list[str]) -> int:
+    ranges = _range_lines(lines)
+    return next(
+        i for (_, a), (i, b) in itertools.pairwise(ranges) if int(b["s"], 16) <= int(a["e"], 16)
+    )
+
+
+def _second_root(lines: list[str]) -> int:
+    heading = _first(lines, lambda s: s.startswith("address-space:"))
+    roots = [i for i, m in _range_lines(lines) if i > heading and len(m["ind"]) == 2]
+    return roots[1]
+
+
+def _truncated(lines: list[str]) -> int:
+    looks_like_range = re.compile(r"^ +[0-9a-f]{16}-")
+    return _first(lines, lambda s: looks_like_range.match(s) and not RANGE.match(s))
+
+
+# For each bad input, where its fault is, found from the input alone (not from flatview):
+# the golden's line number and flatview's live answer must both be this one.
+WHERE = {
+    "bad-alias-cycle": _alias_cycle,
+    "bad-alias-missing-target": lambda ls: _first(ls, lambda s: " @pc.ram " in s),
+    "bad-binary-nul": lambda ls: _first(ls, lambda s: "\0" in s),
+    "bad-empty": lambda ls: 1,
+    "bad-end-before-start": _end_before_start,
+    "bad-flat-out-of-order": _out_of_order,
+    "bad-hex": lambda ls: _first(ls, lambda s: RANGE.match(s) and not HEX16.match(s)),
+    "bad-hex-in-quoted-mail": lambda ls: _first(
+        ls, lambda s: RANGE.match(s) and not HEX16.match(s)
+    ),
+    "bad-not-utf8": lambda ls: _first(ls, lambda s: "\ufffd" in s),
+    "bad-odd-indent": lambda ls: _first(
+        ls, lambda s: RANGE.match(s) and len(s) % 2 != len(s.lstrip()) % 2
+    ),
+    "bad-second-root": _second_root,
+    "bad-truncated": _truncated,
+    "bad-truncated-after-type": _truncated,
+}
+
+
+def test_every_bad_input_has_its_fault_located():
+    assert set(WHERE) == {p.stem for p in BAD}
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
+def test_error_line_is_where_the_fault_is(path):
+    """The line number in the golden .err, and in flatview's live message, is the one
+    the input's own text points at (so a regenerated golden that blames another line
+    fails)."""
+    line = WHERE[path.stem](_lines(path))
+    golden = ERROR_LINE.match(path.with_suffix(".err").read_text(encoding="utf-8"))
+    live = ERROR_LINE.match(parse_fixture(path.name).stderr.decode("utf-8"))
+    assert golden and live
+    assert int(golden["line"]) == int(live["line"]) == line
 
 
 def test_good_input_from_stdin():

@@ -1105,7 +1105,27 @@ def test_every_region_is_reported_at_most_once_per_decision():
 # ------------------------------------------------- found with QEMU 7.2 as the oracle
 # The trees below are excerpts of real `info mtree` output of QEMU 7.2.22 (Debian
 # 1:7.2+dfsg-7+deb12u18+b3); the expected ranges are the lines QEMU's `info mtree -f`
-# printed for the same paused machine (tests/test_qemu_oracle.py runs them in full).
+# printed for the same machine.  Each machine's whole output is checked in under
+# samples/qemu/ (scripts/make_qemu_samples.py), and each test below finds its expected
+# lines there; tests/test_check.py flattens those samples in full.
+
+QEMU_SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "qemu"
+
+
+def qemu_lines(sample: str, name: str = "info-mtree-f.txt") -> list[str]:
+    return (QEMU_SAMPLES / sample / name).read_text(encoding="utf-8").splitlines()
+
+
+def as_flat_line(row: Row, shift: int = 0) -> str:
+    """A row as QEMU's `info mtree -f` prints it (render_memory_region / mtree_print_flatview)."""
+    start, end, prio, type_, name, offset = row
+    at = f" @{offset:016x}" if offset else ""
+    return f"  {start + shift:016x}-{end + shift:016x} (prio {prio}, {type_}): {name}{at}"
+
+
+def assert_qemu_printed(sample: str, rows: list[Row], shift: int = 0) -> None:
+    printed = set(qemu_lines(sample))
+    assert [r for r in rows if as_flat_line(r, shift) not in printed] == []
 
 
 def test_isa_bios_alias_of_a_ram_bios_is_not_readonly():
@@ -1124,10 +1144,22 @@ def test_isa_bios_alias_of_a_ram_bios_is_not_readonly():
     # QEMU 7.2 -M isapc, info mtree -f:
     #   00000000000e0000-00000000000fffff (prio 0, ram): pc.bios
     #   00000000fffe0000-00000000ffffffff (prio 0, ram): pc.bios
-    assert flat_rows(text) == [
+    expected = [
         (0xE0000, 0xFFFFF, 0, "ram", "pc.bios", 0),
         (0xFFFE0000, 0xFFFFFFFF, 0, "ram", "pc.bios", 0),
     ]
+    assert flat_rows(text) == expected
+    assert_qemu_printed("x86_64-isapc", expected)
+    tree = set(qemu_lines("x86_64-isapc", "info-mtree.txt"))
+    assert {ln for ln in dedent(text).splitlines() if "(prio" in ln} <= tree
+    # microvm: the same rule, its 64K BIOS at the top of 4G and below 1M (QEMU's -f)
+    assert_qemu_printed(
+        "x86_64-microvm",
+        [
+            (0xF0000, 0xFFFFF, 0, "ram", "pc.bios", 0),
+            (0xFFFF0000, 0xFFFFFFFF, 0, "ram", "pc.bios", 0),
+        ],
+    )
 
 
 SMP_TREE = """\
@@ -1181,6 +1213,13 @@ def test_identical_trees_of_two_roots_in_a_grouped_dump_are_two_flat_views():
             (0x0, 0x7FFFFFF, 0, "ram", "pc.ram", 0),
             (0xFEC00000, 0xFEC00FFF, 0, "i/o", "ioapic", 0),
         ]
+    # QEMU's own -f of that machine (samples/qemu/x86_64-q35-smp2): two FlatViews, one
+    # per cpu-smm-N, each alone under its header, both rooted at `memory`.
+    headers = "\n".join(qemu_lines("x86_64-q35-smp2")).split("FlatView #")[1:]
+    for name in ("cpu-smm-0", "cpu-smm-1"):
+        (view_text,) = [h for h in headers if f' AS "{name}",' in h]
+        assert f' AS "{name}", root: memory' in view_text
+        assert view_text.count(" AS ") == 1
 
 
 VGA_MMIO_TREE = """\
@@ -1215,6 +1254,14 @@ def test_vga_mmio_bar_terminates_and_fills_its_holes():
         (0xFEC00000, 0xFEC00FFF, 0, "i/o", "ioapic", 0),
     ]
     assert flat_rows(VGA_MMIO_TREE) == expected
+    # samples/qemu/x86_64-q35-vga-megasas: the same BAR at the address SeaBIOS gave it
+    (base,) = {
+        int(ln.split("-")[0], 16)
+        for ln in qemu_lines("x86_64-q35-vga-megasas", "info-mtree.txt")
+        if ln.endswith("(prio 1, i/o): vga.mmio")
+    }
+    in_bar = [r for r in expected if 0xFEBF0000 <= r[0] <= 0xFEBF0FFF]
+    assert_qemu_printed("x86_64-q35-vga-megasas", in_bar, shift=base - 0xFEBF0000)
 
 
 NESTED_BRIDGES_TREE = """\
@@ -1241,6 +1288,15 @@ def test_nested_pci_bridges_read_and_flatten():
     # QEMU printed it, so it has no alias cycle; its -f shows (windows still empty):
     #   00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic
     assert flat_rows(NESTED_BRIDGES_TREE) == [(0xFEC00000, 0xFEC00FFF, 0, "i/o", "ioapic", 0)]
+    # samples/qemu/x86_64-q35-nested-bridges: QEMU printed three pci_bridge_pci sections
+    # (root port, upstream, downstream) and the windows' aliases, yet no cycle.
+    tree = qemu_lines("x86_64-q35-nested-bridges", "info-mtree.txt")
+    assert tree.count("memory-region: pci_bridge_pci") == 3
+    (real,) = api.parse_text("\n".join(tree), "nested")
+    assert flatten(real).views
+    assert_qemu_printed(
+        "x86_64-q35-nested-bridges", [(0xFEC00000, 0xFEC00FFF, 0, "i/o", "ioapic", 0)]
+    )
 
 
 def test_device_mmio_bar_holding_its_msix_table_terminates():
@@ -1257,7 +1313,7 @@ def test_device_mmio_bar_holding_its_msix_table_terminates():
               00000000febd4000-00000000febd7fff (prio 1, i/o): mptsas-mmio
         """
     # QEMU 7.2 info mtree -f of that machine:
-    assert flat_rows(text) == [
+    expected = [
         (0xFEBD0000, 0xFEBD1FFF, 1, "i/o", "megasas-mmio", 0),
         (0xFEBD2000, 0xFEBD20EF, 0, "i/o", "msix-table", 0),
         (0xFEBD20F0, 0xFEBD37FF, 1, "i/o", "megasas-mmio", 0x20F0),
@@ -1265,6 +1321,9 @@ def test_device_mmio_bar_holding_its_msix_table_terminates():
         (0xFEBD3808, 0xFEBD3FFF, 1, "i/o", "megasas-mmio", 0x3808),
         (0xFEBD4000, 0xFEBD7FFF, 1, "i/o", "mptsas-mmio", 0),
     ]
+    assert flat_rows(text) == expected
+    # samples/qemu/x86_64-q35-vga-megasas (megasas without mptsas, same BAR address)
+    assert_qemu_printed("x86_64-q35-vga-megasas", expected[:5])
 
 
 # ------------------------------------------------- what the tree cannot show (spec §4 D, G)

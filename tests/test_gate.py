@@ -449,6 +449,34 @@ def test_allow_list_bad_lines_name_file_and_line(line, message):
     assert message in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("0001:03:00.0 1 64K", "allow-list rule needs DEVICE BAR PAGE_SIZE and a reason"),
+        ("0001:03:00.0 6 64K why", "allow-list: BAR '6' is not '*', 0..5 or BAR0..BAR5"),
+        ("0001:03:00.0 BAR6 * why", "allow-list: BAR 'BAR6' is not '*', 0..5 or BAR0..BAR5"),
+    ],
+)
+def test_allow_list_error_is_the_whole_line_as_the_readme_says(line, message):
+    """README: every input error is one line, `file:line: what: 'text'` (the rule as
+    written, blanks around it trimmed)."""
+    with pytest.raises(SourceError) as exc:
+        parse_allow(f"# header\n  {line}  \n", "allow.txt")
+    assert str(exc.value) == f"allow.txt:2: {message}: {line!r}"
+
+
+def test_allow_list_takes_every_bar_and_any_case():
+    """BAR0..BAR5 are a type 0 header's six BARs (hw/pci/pci.c PCI_NUM_REGIONS - 1); a
+    device written as lspci or QEMU prints it in either case matches (QEMU prints BDFs in
+    lower case)."""
+    rules = parse_allow("".join(f"0A:00.0 BAR{k} 4K bar {k}\n" for k in range(6)), "a")
+    assert [r.bar for r in rules] == [0, 1, 2, 3, 4, 5]
+    assert all(r.matches("0000:0a:00.0", r.bar, P4K) for r in rules)
+    assert not rules[0].matches("0000:0b:00.0", 0, P4K)
+    upper = parse_allow("0000:0A:00.* * * upper-case pattern\n", "a")[0]
+    assert upper.matches("0000:0a:00.3", 2, P64K)
+
+
 def test_allow_list_is_honoured_and_reported():
     b, c = load_side(sas_stack("bar5")[0], "b"), load_side(sas_stack("off")[0], "c")
     rules = parse_allow(
@@ -461,7 +489,7 @@ def test_allow_list_is_honoured_and_reported():
     (allowed,) = r.allowed
     assert allowed.page_size == P64K and allowed.allowed_by is rules[0]
     assert r.unused_rules == (rules[1],)
-    text = gate_text(r)
+    text = gate_text(r, None)  # --wide: one line per row
     assert "ALLOWED    0001:03:00.0 BAR1 64K" in text
     assert "allowed by allow.txt:1: table page lost on purpose" in text
     assert "allow-list rule allow.txt:2 matched no regression" in text
@@ -517,7 +545,7 @@ def test_cli_gate_pass_exit_0(files):
 
 
 def test_cli_gate_regression_exit_1_one_line(files):
-    p = run("gate", str(files["bar5-tree"]), str(files["off-flat"]), "--page-size", "64K")
+    p = run("gate", str(files["bar5-tree"]), str(files["off-flat"]), "--page-size", "64K", "--wide")
     assert p.returncode == 1
     assert p.stderr == ""
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("REGRESSION ")]
@@ -532,8 +560,9 @@ def test_cli_gate_seed003_real_dumps_both_ways():
     s = str(SEED003)
     for first, second in (("81", "169"), ("169", "81")):
         p = run(
-            "gate", s, s, "--baseline-dump", first, "--candidate-dump", second, "--page-size", "64K"
-        )
+            "gate", s, s, "--baseline-dump", first, "--candidate-dump", second,
+            "--page-size", "64K", "--wide",
+        )  # fmt: skip
         assert p.returncode == 0, p.stderr
         assert "stays trapped (no mmap in either dump)" in p.stdout
 

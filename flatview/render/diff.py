@@ -8,6 +8,7 @@ from typing import Any
 
 from ..diff import BarDiff, BarFigures, DiffReport, RangeChange, RegionChange, ViewDiff, verdict
 from ..gate import AllowRule, GateReport, Regression, why_text
+from .layout import WIDTH, table, wrap, wrap_lines
 from .pages import run_data
 from .units import human_size, page_label
 
@@ -140,26 +141,27 @@ def _views_of(views: Sequence[ViewDiff], device: str | None) -> list[tuple[ViewD
 
 
 def _changes_block(
-    views: Sequence[ViewDiff], regions: Sequence[RegionChange], device: str | None
+    views: Sequence[ViewDiff],
+    regions: Sequence[RegionChange],
+    device: str | None,
+    width: int | None = WIDTH,
 ) -> list[str]:
-    from tabulate import tabulate  # here, not at import: --json never draws a table
-
     out = []
     for v, mine in _views_of(views, device):
         label = ", ".join(v.address_spaces)
         if v.only_in:
-            out.append(f"flat view of {label}: only {v.only_in}")
+            out.extend(wrap(f"flat view of {label}: only {v.only_in}", width))
         if mine:
-            out.append(f"flat ranges that changed [{label}]:")
-            out.append(tabulate(_range_rows(mine), headers=_RANGE_HEADS))
+            out.extend(wrap(f"flat ranges that changed [{label}]:", width))
+            out.append(table(_range_rows(mine), _RANGE_HEADS, width))
     mine_r = [c for c in regions if c.device == device]
     if mine_r:
         out.append("regions that changed:")
-        out.append(tabulate(_region_rows(mine_r), headers=_REGION_HEADS))
+        out.append(table(_region_rows(mine_r), _REGION_HEADS, width))
     return out
 
 
-def _gate_summary(report: DiffReport) -> list[str]:
+def _gate_summary(report: DiffReport, width: int | None = WIDTH) -> list[str]:
     sizes = ", ".join(page_label(p) for p in report.page_sizes)
     out = []
     for label, regs in (
@@ -167,10 +169,12 @@ def _gate_summary(report: DiffReport) -> list[str]:
         ("reversed (gate AFTER -> BEFORE)", report.reverse_regressions),
     ):
         if not regs:
-            out.append(f"{label}: passes (no BAR loses a direct-mapped page at {sizes})")
+            out.extend(
+                wrap(f"{label}: passes (no BAR loses a direct-mapped page at {sizes})", width)
+            )
         else:
             out.append(f"{label}: fails")
-            out.extend(f"  {gate_line(r)}" for r in _as_regressions(regs))
+            out.extend(wrap_lines([f"  {gate_line(r)}" for r in _as_regressions(regs)], width))
     return out
 
 
@@ -181,9 +185,8 @@ def _as_regressions(regs: Sequence[BarDiff]) -> list[Regression]:
     ]
 
 
-def diff_text(report: DiffReport) -> str:
-    from tabulate import tabulate
-
+def diff_text(report: DiffReport, width: int | None = WIDTH) -> str:
+    """The diff for a person: fits ``width`` columns (None: one line per row)."""
     out = [f"before: {report.before}", f"after:  {report.after}", ""]
     for dev in report.devices:
         where = (
@@ -195,10 +198,10 @@ def diff_text(report: DiffReport) -> str:
         )
         out.append(f"== {dev.bdf} ({where})")
         if dev.bars:
-            out.append(tabulate(_bar_rows(dev.bars), headers=_BAR_HEADS))
-        out.extend(_changes_block(report.views, report.regions, dev.bdf))
+            out.append(table(_bar_rows(dev.bars), _BAR_HEADS, width))
+        out.extend(_changes_block(report.views, report.regions, dev.bdf, width))
         out.append("")
-    other = _changes_block(report.views, report.regions, None)
+    other = _changes_block(report.views, report.regions, None, width)
     if other:
         out.append("== other changes (no assigned device)")
         out.extend(other)
@@ -206,9 +209,9 @@ def diff_text(report: DiffReport) -> str:
     if not report.views and not report.regions:
         out.append("no flat range and no region changed")
     for names in report.unchanged:
-        out.append(f"unchanged flat view: {', '.join(names)}")
-    out.extend(_gate_summary(report))
-    out.extend(f"note: {n}" for n in report.notes)
+        out.extend(wrap(f"unchanged flat view: {', '.join(names)}", width))
+    out.extend(_gate_summary(report, width))
+    out.extend(wrap_lines([f"note: {n}" for n in report.notes], width))
     return "\n".join(out) + "\n"
 
 
@@ -335,15 +338,17 @@ def _rule_text(rule: AllowRule) -> str:
     return f"{rule.where}: {rule.reason}"
 
 
-def gate_text(report: GateReport) -> str:
-    from tabulate import tabulate
-
+def gate_text(report: GateReport, width: int | None = WIDTH) -> str:
+    """The gate's verdict for a person: fits ``width`` columns (None: one line per row)."""
     sizes = ", ".join(page_label(p) for p in report.page_sizes)
     out = [f"baseline:  {report.baseline}", f"candidate: {report.candidate}"]
-    out += [f"REGRESSION {gate_line(r)}" for r in report.regressions]
+    hang = " " * len("REGRESSION ")
+    for r in report.regressions:
+        out.extend(wrap(f"REGRESSION {gate_line(r)}", width, hang))
     for r in report.allowed:
         assert r.allowed_by is not None
-        out.append(f"ALLOWED    {gate_line(r)} [allowed by {_rule_text(r.allowed_by)}]")
+        line = f"ALLOWED    {gate_line(r)} [allowed by {_rule_text(r.allowed_by)}]"
+        out.extend(wrap(line, width, hang))
     rows = [
         [
             c.device,
@@ -358,9 +363,9 @@ def gate_text(report: GateReport) -> str:
         for c in report.checks
     ]
     heads = ["device", "BAR", "page", "direct before", "direct after", "verdict"]
-    out.append(tabulate(rows, headers=heads))
-    out += [f"note: allow-list rule {r.where} matched no regression" for r in report.unused_rules]
-    out += [f"note: {n}" for n in report.notes]
+    out.append(table(rows, heads, width))
+    notes = [f"note: allow-list rule {r.where} matched no regression" for r in report.unused_rules]
+    out += wrap_lines(notes + [f"note: {n}" for n in report.notes], width)
     devices = len({c.device for c in report.checks})
     out.append(
         f"{'PASS' if report.ok else 'FAIL'}: {len(report.checks)} check(s) of {devices} "

@@ -1,4 +1,4 @@
-"""Tables a person reads in a terminal (tabulate, imported by the functions that draw
+"""Tables a person reads in a terminal (render.layout imports tabulate only when it draws
 one, so the notes and summaries of other commands do not load it)."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump
+from .layout import WIDTH, table, wrap, wrap_lines
 from .qemu import format_range
-from .units import human_size
+from .units import addr, human_size
 
 if TYPE_CHECKING:
     from ..check import CheckReport
@@ -32,11 +33,11 @@ def summary_row(d: Dump) -> dict[str, object]:
         return {
             "line": d.line,
             "dump": "info mtree",
-            "address spaces": sum(len(g.names) for g in d.address_spaces),
+            "AS": sum(len(g.names) for g in d.address_spaces),
             "regions": sum(1 for mr, _ in regions if not mr.hidden),
             "aliases": sum(1 for mr, _ in regions if mr.alias is not None),
             "sections": len(d.sections),
-            "flat views": "",
+            "views": "",
             "ranges by type": " ".join(f"{t}:{n}" for t, n in sorted(types.items())),
         }
     assert isinstance(d, FlatDump)
@@ -44,20 +45,19 @@ def summary_row(d: Dump) -> dict[str, object]:
     return {
         "line": d.line,
         "dump": "info mtree -f",
-        "address spaces": sum(len(v.address_spaces) for v in d.views),
+        "AS": sum(len(v.address_spaces) for v in d.views),
         "regions": "",
         "aliases": "",
         "sections": "",
-        "flat views": len(d.views),
+        "views": len(d.views),
         "ranges by type": " ".join(f"{t}:{n}" for t, n in sorted(types.items())),
     }
 
 
-def dump_summary(dumps: Iterable[Dump]) -> str:
-    from tabulate import tabulate
-
+def dump_summary(dumps: Iterable[Dump], width: int | None = WIDTH) -> str:
     rows = [summary_row(d) for d in dumps]
-    return tabulate(rows, headers="keys", tablefmt="simple")
+    heads = list(rows[0]) if rows else []
+    return table([list(r.values()) for r in rows], heads, width)
 
 
 def kind_of(r: FlatRange) -> str:
@@ -79,13 +79,13 @@ def region_path(mr: MemoryRegion | None, parents: dict[int, MemoryRegion]) -> st
     return " / ".join(reversed(parts))
 
 
-def flatten_table(view: FlatView, parents: dict[int, MemoryRegion]) -> str:
-    from tabulate import tabulate
-
+def flatten_table(
+    view: FlatView, parents: dict[int, MemoryRegion], width: int | None = WIDTH
+) -> str:
     rows = [
         [
-            f"{r.start:016x}",
-            f"{(r.end - 1) % (1 << 64):016x}",
+            addr(r.start),
+            addr((r.end - 1) % (1 << 64)),
             human_size(r.size),
             kind_of(r),
             r.type,
@@ -96,11 +96,11 @@ def flatten_table(view: FlatView, parents: dict[int, MemoryRegion]) -> str:
         for r in view.ranges
     ]
     heads = ["start", "end", "size", "kind", "type", "prio", "region", "inside"]
-    return tabulate(rows, headers=heads, tablefmt="simple")
+    return table(rows, heads, width)
 
 
-def guesses_text(result: FlattenResult) -> list[str]:
-    """The guesses grouped by rule, and every ambiguity."""
+def guesses_text(result: FlattenResult, width: int | None = WIDTH) -> list[str]:
+    """The guesses grouped by rule, and every ambiguity, each wrapped to ``width``."""
     lines = []
     by_rule = Counter((g.what, g.rule) for g in result.guesses)
     if by_rule:
@@ -108,20 +108,22 @@ def guesses_text(result: FlattenResult) -> list[str]:
         for (what, rule), n in by_rule.most_common():
             names = sorted({g.region.name for g in result.guesses if g.rule == rule})
             shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
-            lines.append(f"  {n:4d} {what}: {rule} [{shown}]")
+            lines.extend(wrap(f"  {n:4d} {what}: {rule} [{shown}]", width, "     "))
     by_kind: dict[str, list] = {}
     for a in result.ambiguities:
         by_kind.setdefault(a.kind, []).append(a)
     for kind, items in by_kind.items():
         if len(items) > 3:
             names = ", ".join(sorted({r.name for a in items for r in a.regions})[:6])
-            lines.append(f"ambiguous: {len(items)} x {kind} ({names}, ...); --json lists each")
+            line = f"ambiguous: {len(items)} x {kind} ({names}, ...); --json lists each"
+            lines.extend(wrap(line, width))
             items = items[:1]
-        lines.extend(f"ambiguous: {a}" for a in items)
+        lines.extend(wrap_lines([f"ambiguous: {a}" for a in items], width))
     return lines
 
 
 def mismatch_text(report: CheckReport) -> list[str]:
+    """One line per differing range, QEMU's own line whole (tools and people grep it)."""
     lines = []
     for m in report.mismatches:
         where = ", ".join(m.address_spaces)
@@ -134,27 +136,29 @@ def mismatch_text(report: CheckReport) -> list[str]:
     return lines
 
 
-def visibility_text(vis: list) -> str:
+def visibility_text(vis: list, width: int | None = WIDTH) -> str:
     """``flatten --region``: per placement of the region, what the guest sees there."""
-    from tabulate import tabulate
-
     out = []
     for v in vis:
-        out.append(
-            f"{v.region!r} (line {v.line}) in {', '.join(v.address_spaces) or 'its section'}: "
-            f"{v.start:#x}-{v.end - 1:#x}, {human_size(v.visible_bytes)} of "
-            f"{human_size(v.end - v.start)} visible"
+        out.extend(
+            wrap(
+                f"{v.region!r} (line {v.line}) in "
+                f"{', '.join(v.address_spaces) or 'its section'}: "
+                f"{v.start:#x}-{v.end - 1:#x}, {human_size(v.visible_bytes)} of "
+                f"{human_size(v.end - v.start)} visible",
+                width,
+            )
         )
         rows = [
             [
-                f"{p.start:016x}",
-                f"{p.end - 1:016x}",
+                addr(p.start),
+                addr(p.end - 1),
                 human_size(p.end - p.start),
                 "visible" if p.own else "shadowed",
                 p.by or "(nothing: unassigned)",
             ]
             for p in v.parts
         ]
-        out.append(tabulate(rows, headers=["start", "end", "size", "", "seen there"]))
+        out.append(table(rows, ["start", "end", "size", "", "seen there"], width))
         out.append("")
     return "\n".join(out) + ("\n" if out else "")

@@ -1,0 +1,340 @@
+"""The gate on real QEMU dumps with direct-mapped pages on both sides.
+
+Inputs: the `info mtree` trees QEMU 7.2 printed for three vfio-pci devices
+(samples/vfio/: q35-base with x-msix-relocation=off, q35-msix-relocation-bar with the
+MSI-X table moved to a free BAR, q35-no-mmap).  Candidates are made here by editing one
+real dump (the msix-table line moved, a device's lines removed), so every region, size
+and address is what QEMU printed except the one edit.
+
+Each expected verdict comes from an oracle written here, on the dump text alone
+(hw/vfio/pci.c, accel/kvm/kvm-all.c kvm_align_section): a host page [p, p+P) of BAR k
+of a device is direct-mapped when one ``BDF BAR k mmaps[j]`` ramd region holds it whole
+and no msix-table/msix-pba region touches it.  A page direct before and not after is
+lost; the gate fails on a lost page even when the BAR's count of direct pages stays.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flatview.diff import load_side
+from flatview.gate import gate, parse_allow
+
+ROOT = Path(__file__).resolve().parents[1]
+VFIO = ROOT / "samples" / "vfio"
+K = 1 << 10
+NVME, E1000E, VIRTIO = "0000:00:03.0", "0000:00:04.0", "0000:00:05.0"
+
+LINE = re.compile(
+    r"^(?P<ind>(?:  )*)(?P<s>[0-9a-f]{16})-(?P<e>[0-9a-f]{16}) "
+    r"\(prio -?\d+, (?P<type>[a-z/]+)\): (?P<name>.*?)(?P<off> \[disabled\])?$"
+)
+MMAP = re.compile(r"^(?P<bdf>\S+) BAR (?P<k>\d) mmaps\[\d+\]$")
+HOST_BAR = re.compile(r"^(?P<bdf>\S+) BAR (?P<k>\d)$")
+
+
+def tree(folder: str) -> str:
+    """The `info mtree` of a sample, as QEMU printed it (read in text mode: CRLF becomes LF)."""
+    return (VFIO / folder / "info-mtree.txt").read_text(encoding="utf-8")
+
+
+def _lines(text: str) -> list[tuple[re.Match, tuple[int, int]]]:
+    """Enabled region lines of every section (the BARs sit in the bridges' windows,
+    printed as ``memory-region: pci_bridge_pci`` sections, at their guest addresses), each
+    with the part of it its container lets show (render_memory_region clips a child to
+    its parent)."""
+    out = []
+    stack: list[tuple[int, int, int]] = []  # (indent, start, end) of the open containers
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        m = LINE.match(raw)
+        if not m:
+            stack = []
+            continue
+        ind = len(m["ind"])
+        while stack and stack[-1][0] >= ind:
+            stack.pop()
+        start, end = int(m["s"], 16), int(m["e"], 16) + 1
+        for _i, lo, hi in stack:
+            start, end = max(start, lo), min(end, hi)
+        stack.append((ind, start, end))
+        if not m["off"]:
+            out.append((m, (start, end)))
+    return out
+
+
+def direct_pages(text: str, page: int) -> dict[tuple[str, int], frozenset[int]]:
+    """Per (device, BAR): offsets (from the BAR's page-aligned base) of its direct pages."""
+    lines = _lines(text)
+    overlays = [sp for m, sp in lines if m["name"] in ("msix-table", "msix-pba")]
+    out: dict[tuple[str, int], frozenset[int]] = {}
+    for bar, (start, end) in lines:
+        h = HOST_BAR.match(bar["name"])
+        if not h:
+            continue
+        mmaps = [
+            sp
+            for m, sp in lines
+            if m["type"] == "ramd" and (mm := MMAP.match(m["name"])) and mm.groups() == h.groups()
+        ]
+        first = start // page * page
+        out[(h["bdf"], int(h["k"]))] = frozenset(
+            p - first
+            for p in range(first, end, page)
+            if any(lo <= p and p + page <= hi for lo, hi in mmaps)
+            and not any(lo < p + page and hi > p for lo, hi in overlays)
+        )
+    return out
+
+
+def move_table(text: str, container: str, old: int, new: int) -> str:
+    """The msix-table line at ``old`` moved to ``new`` (same size) as the first child of
+    ``container`` (where QEMU prints it: msix_init adds it last, at the BAR's priority),
+    as QEMU would print it had the device put its table there; nothing else changes."""
+    lines = text.split("\n")
+    (i,) = [i for i, raw in enumerate(lines) if re.match(rf" *{old:016x}-.*: msix-table$", raw)]
+    m = LINE.match(lines.pop(i))
+    size = int(m["e"], 16) + 1 - old
+    (j,) = [j for j, raw in enumerate(lines) if raw.endswith(f": {container}")]
+    ind = LINE.match(lines[j])["ind"] + "  "
+    lines.insert(j + 1, f"{ind}{new:016x}-{new + size - 1:016x} (prio 0, i/o): msix-table")
+    return "\n".join(lines)
+
+
+def drop_device(text: str, bdf: str) -> str:
+    """Every line that names ``bdf`` and the lines nested under them removed."""
+    out, skip_below = [], None
+    for raw in text.split("\n"):
+        ind = len(raw) - len(raw.lstrip(" "))
+        if skip_below is not None and ind > skip_below and raw.strip():
+            continue
+        skip_below = None
+        if f"{bdf} " in raw:
+            skip_below = ind
+            continue
+        out.append(raw)
+    return "\n".join(out)
+
+
+def expected(base: str, cand: str, page: int) -> dict[tuple[str, int], tuple[int, int, set]]:
+    """(device, BAR) -> (pages before, pages after, lost page offsets), by the oracle."""
+    b, c = direct_pages(base, page), direct_pages(cand, page)
+    return {
+        key: (len(pages), len(c.get(key, ())), set(pages - c.get(key, frozenset())))
+        for key, pages in b.items()
+    }
+
+
+def run_gate(base: str, cand: str, page: int, allow: str = ""):
+    rules = parse_allow(allow, "allow.txt") if allow else ()
+    return gate(load_side(base, "baseline"), load_side(cand, "candidate"), [page], allow=rules)
+
+
+def _by_bar(report) -> dict[tuple[str, int | None], object]:
+    return {(c.device, c.bar): c for c in report.checks}
+
+
+def _assert_matches_oracle(report, base: str, cand: str, page: int) -> None:
+    checks = _by_bar(report)
+    for key, (before, after, lost) in expected(base, cand, page).items():
+        c = checks[key]
+        assert (c.pages_before, c.pages_after) == (before, after), key
+        failed = bool(lost) or after < before
+        assert (c.regression is not None) == failed, (key, c.verdict)
+        if c.regression is not None:
+            runs = c.regression.pages  # the candidate's runs that hold the lost pages
+            offsets = {off for r in runs for off in range(r.start, r.end, r.page_size)}
+            assert offsets == lost, key
+
+
+# --------------------------------------------------------------------------- the samples
+
+
+def test_the_samples_have_direct_pages_on_both_sides() -> None:
+    """What the tests below rest on: both real dumps map whole pages of every device."""
+    for folder in ("q35-base", "q35-msix-relocation-bar"):
+        pages = direct_pages(tree(folder), 4 * K)
+        for bdf in (NVME, E1000E, VIRTIO):
+            assert sum(len(p) for (d, _), p in pages.items() if d == bdf) > 0, (folder, bdf)
+    assert not any(direct_pages(tree("q35-no-mmap"), 4 * K).values())
+
+
+@pytest.mark.parametrize("page", [4 * K, 8 * K, 64 * K], ids=["4K", "8K", "64K"])
+def test_relocated_to_default_loses_the_table_pages(page: int) -> None:
+    """Real dumps both ways: moving MSI-X back into the BARs loses the pages it takes."""
+    base, cand = tree("q35-msix-relocation-bar"), tree("q35-base")
+    report = run_gate(base, cand, page)
+    _assert_matches_oracle(report, base, cand, page)
+    lost = {k for k, (_b, _a, pages) in expected(base, cand, page).items() if pages}
+    assert {(r.device, r.bar) for r in report.regressions} == lost
+    assert report.ok is (not lost)
+    back = run_gate(cand, base, page)
+    _assert_matches_oracle(back, cand, base, page)
+    assert back.ok
+
+
+@pytest.mark.parametrize("page", [4 * K, 8 * K], ids=["4K", "8K"])
+@pytest.mark.parametrize(
+    ("bdf", "bar", "table", "step"),
+    [(NVME, 0, 0xFE202000, -1), (E1000E, 3, 0xFE080000, +1)],
+    ids=["nvme-BAR0-down", "e1000e-BAR3-up"],
+)
+def test_a_page_lost_while_the_count_stays(bdf: str, bar: int, table: int, step: int, page: int):
+    """A msix-table moved by one host page inside its BAR (nvme BAR0, 16K at 0xfe200000,
+    table at +0x2000; e1000e BAR3, 16K at 0xfe080000, table at +0): the page it left
+    becomes direct, the page it lands on is lost.  The BAR keeps its count of direct
+    pages, and the gate still fails."""
+    base = tree("q35-base")
+    cand = move_table(base, f"{bdf} base BAR {bar}", table, table + step * page)
+    before, after, lost = expected(base, cand, page)[(bdf, bar)]
+    assert before == after > 0 and len(lost) == 1  # the oracle says: one page moved
+    report = run_gate(base, cand, page)
+    _assert_matches_oracle(report, base, cand, page)
+    (reg,) = report.regressions
+    assert (reg.device, reg.bar, reg.pages_before, reg.pages_after) == (bdf, bar, before, after)
+    assert "msix-table now traps" in reg.why
+    assert "gains 1 page(s)" in _by_bar(report)[(bdf, bar)].verdict
+
+
+@pytest.mark.parametrize("page", [4 * K, 16 * K], ids=["4K", "16K"])
+def test_a_page_lost_while_another_is_gained(page: int) -> None:
+    """e1000e: its msix-table moved from BAR3 (0xfe080000) into BAR0 (0xfe040000).  BAR3
+    gains the page, BAR0 loses one: the device keeps its count, BAR0 fails."""
+    base = tree("q35-base")
+    cand = move_table(base, f"{E1000E} base BAR 0", 0xFE080000, 0xFE040000)
+    exp = expected(base, cand, page)
+    b0, b3 = exp[(E1000E, 0)], exp[(E1000E, 3)]
+    assert b0[1] == b0[0] - 1 and b3[1] == b3[0] + 1 and not b3[2]
+    report = run_gate(base, cand, page)
+    _assert_matches_oracle(report, base, cand, page)
+    assert [(r.device, r.bar) for r in report.regressions] == [(E1000E, 0)]
+    (run,) = report.regressions[0].pages
+    assert (run.start, run.count, run.state) == (0, 1, "msix-table")
+
+
+@pytest.mark.parametrize("folder", ["q35-base", "q35-msix-relocation-bar"])
+def test_a_device_gone(folder: str) -> None:
+    base = tree(folder)
+    cand = drop_device(base, VIRTIO)
+    assert VIRTIO not in cand and NVME in cand
+    page = 4 * K
+    report = run_gate(base, cand, page)
+    had = sum(len(p) for (d, _), p in direct_pages(base, page).items() if d == VIRTIO)
+    (reg,) = report.regressions
+    assert (reg.device, reg.bar, reg.pages_before, reg.pages_after) == (VIRTIO, None, had, 0)
+    # the other devices: exactly what the oracle says (nothing lost)
+    others = {k: lost for k, (_b, _a, lost) in expected(base, cand, page).items() if k[0] != VIRTIO}
+    assert not any(others.values())
+
+
+def test_an_allow_listed_loss() -> None:
+    base, cand, page = tree("q35-msix-relocation-bar"), tree("q35-base"), 4 * K
+    lost = sorted(k for k, (_b, _a, pages) in expected(base, cand, page).items() if pages)
+    assert len(lost) >= 2
+    (bdf, bar), *rest = lost
+    report = run_gate(base, cand, page, f"{bdf} BAR{bar} 4K table back in its BAR\n")
+    assert [(r.device, r.bar) for r in report.allowed] == [(bdf, bar)]
+    assert [(r.device, r.bar) for r in report.regressions] == rest
+    assert report.allowed[0].allowed_by.reason == "table back in its BAR"
+    everything = "\n".join(f"{d} {b} * known" for d, b in lost)
+    assert run_gate(base, cand, page, everything).ok
+    # a rule for another page size allows nothing
+    other = run_gate(base, cand, page, f"{bdf} BAR{bar} 64K not this size\n")
+    assert [(r.device, r.bar) for r in other.regressions] == lost
+
+
+def test_cli_exit_status_on_the_moved_page(tmp_path: Path) -> None:
+    base = tree("q35-base")
+    cand = move_table(base, f"{NVME} base BAR 0", 0xFE202000, 0xFE201000)
+    (tmp_path / "b.txt").write_text(base, encoding="utf-8")
+    (tmp_path / "c.txt").write_text(cand, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flatview", "gate", "b.txt", "c.txt", "--page-size", "4K"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert f"REGRESSION {NVME} BAR0 4K: 3 direct-mapped page(s) before, 3 after" in proc.stdout
+
+
+# ------------------------------------------------------------------ what traps, in words
+
+WHY = re.compile(
+    r"(.+?) now traps (0x[0-9a-f]+)-(0x[0-9a-f]+) \(BAR(\d)\+(0x[0-9a-f]+)-(0x[0-9a-f]+)\)"
+)
+
+
+def _bar_base(text: str, bdf: str, bar: int) -> int:
+    (base,) = {sp[0] for m, sp in _lines(text) if m["name"] == f"{bdf} BAR {bar}"}
+    return base
+
+
+def _runs(offsets: set[int], page: int) -> list[tuple[int, int]]:
+    """Sorted offsets of pages as runs [lo, hi] (inclusive end, as the text prints)."""
+    out: list[tuple[int, int]] = []
+    for off in sorted(offsets):
+        if out and out[-1][1] + 1 == off:
+            out[-1] = (out[-1][0], off + page - 1)
+        else:
+            out.append((off, off + page - 1))
+    return out
+
+
+@pytest.mark.parametrize("page", [4 * K, 8 * K], ids=["4K", "8K"])
+def test_why_names_each_trapped_range_exactly(page: int) -> None:
+    """Default -> no-mmap: each regression's text names the ranges that now trap, in guest
+    addresses and BAR offsets; together they are exactly the pages lost (runs of them)."""
+    base, cand = tree("q35-base"), tree("q35-no-mmap")
+    report = run_gate(base, cand, page)
+    exp = expected(base, cand, page)
+    assert report.regressions
+    for reg in report.regressions:
+        bar_base = _bar_base(cand, reg.device, reg.bar)
+        first = bar_base // page * page
+        found = []
+        for part in reg.why.split("; "):
+            m = WHY.fullmatch(part)
+            assert m, reg.why
+            lo, hi, k, off_lo, off_hi = (int(x, 16) for x in m.groups()[1:])
+            assert k == reg.bar and m[1] == f"{reg.device} BAR {reg.bar}"
+            assert (lo - bar_base, hi - bar_base) == (off_lo, off_hi)
+            found.append((lo - first, hi - first))
+        assert found == _runs(exp[(reg.device, reg.bar)][2], page)
+
+
+def split_mmaps(text: str, bdf: str, bar: int, holes: list[int], page: int) -> str:
+    """The BAR's one mmaps[0] line replaced by mmaps[0..n] around one-page holes (offsets),
+    as vfio-pci prints a region whose sparse mmap areas leave gaps."""
+    lines = text.split("\n")
+    name = f"{bdf} BAR {bar} mmaps[0]"
+    (i,) = [i for i, raw in enumerate(lines) if raw.endswith(f"(prio 0, ramd): {name}")]
+    m = LINE.match(lines[i])
+    start, end = int(m["s"], 16), int(m["e"], 16) + 1
+    cuts = [start, *(x for h in sorted(holes) for x in (start + h, start + h + page)), end]
+    parts = [
+        f"{m['ind']}{lo:016x}-{hi - 1:016x} (prio 0, ramd): {bdf} BAR {bar} mmaps[{n}]"
+        for n, (lo, hi) in enumerate(zip(cuts[::2], cuts[1::2], strict=True))
+    ]
+    return "\n".join([*lines[:i], *parts, *lines[i + 1 :]])
+
+
+@pytest.mark.parametrize("n", [4, 6])
+def test_why_lists_four_ranges_and_counts_the_rest(n: int) -> None:
+    """e1000e BAR0 (128K) with n one-page holes between its mmap areas: n lost runs; the
+    text names the first four and says how many more (nothing more to say at four)."""
+    page, holes = 4 * K, [0x2000, 0x5000, 0x8000, 0xB000, 0xE000, 0x11000][:n]
+    base = tree("q35-base")
+    cand = split_mmaps(base, E1000E, 0, holes, page)
+    before, after, lost = expected(base, cand, page)[(E1000E, 0)]
+    assert (before - after, sorted(lost)) == (len(holes), holes)
+    (reg,) = run_gate(base, cand, page).regressions
+    parts = reg.why.split("; ")
+    more = [f"and {n - 4} more range(s)"] if n > 4 else []
+    assert parts[4:] == more
+    assert [int(WHY.fullmatch(p)[5], 16) for p in parts[:4]] == holes[:4]
