@@ -14,11 +14,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .build import read_dumps
 from .errors import SourceError, SourceLocation, UsageError
 from .model import Dump, FlatDump, FlatView, MtreeDump
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (4 ms a run)
 
 if TYPE_CHECKING:  # the analyses are imported by the functions that run them
     from .check import CheckReport

@@ -396,6 +396,13 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
             targets.setdefault(sec.name, []).append(sec.root)
     order = {id(sec.root): i for i, sec in enumerate(dump.sections) if sec.root is not None}
     indexes = {name: _SectionIndex(secs) for name, secs in targets.items()}
+    # Each name's sections in dump order, so "the later ones" is a suffix found by
+    # bisection, not a scan of all 70 ``pci_bridge_pci`` for each of hundreds of aliases
+    # (None: a section shared under two headings broke the order; scan then).
+    positions: dict[str, list[int] | None] = {}
+    for name, secs in targets.items():
+        pos = [order.get(id(t), -1) for t in secs]
+        positions[name] = pos if all(a < b for a, b in itertools.pairwise(pos)) else None
     for root in dump.roots():
         here = order.get(id(root), -1)
         for mr, _ in walk(root):
@@ -404,9 +411,14 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
             name, target = _split_alias(mr, targets)
             # Not the section holding the alias (a bridge window into its own bus would
             # loop); QEMU queues a target when it meets the alias, so later sections first.
-            named = [t for t in targets.get(target, []) if t is not root] or targets.get(target, [])
-            later = [t for t in named if order.get(id(t), -1) > here]
-            cands = _candidates(later or named, mr, indexes.get(target) or _SectionIndex([]))
+            secs = targets.get(target, [])
+            pos = positions.get(target)
+            if pos is not None:  # the sections after this one (never the one holding it)
+                later = secs[bisect.bisect_right(pos, here) :]
+            else:
+                later = [t for t in secs if t is not root and order.get(id(t), -1) > here]
+            named = later or [t for t in secs if t is not root] or secs
+            cands = _candidates(named, mr, indexes.get(target) or _SectionIndex([]))
             if not cands:
                 raise SourceError(
                     SourceLocation(sp.file, mr.line),

@@ -31,7 +31,7 @@ import bisect
 import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import api
 from .devices import DeviceFacts, system_view
@@ -113,14 +113,43 @@ def load_side(text: str, name: str, lines: Sequence[int] = ()) -> Side:
     dumps = api.parse_text(text, name)
     pci = api.monitor_pci(text, name)
     chosen = api.select_dumps(dumps, name, lines)
-    notes = []
-    if len(dumps) > len(chosen) and not lines:
-        where = " and ".join(f"line {d.line}" for d in chosen)
-        notes.append(
-            f"{name} holds {len(dumps)} dumps; compared the one(s) at {where} "
-            "(choose others with the --...-dump LINE options)"
-        )
-    return side_from_dumps(chosen, name, notes, pci)
+    return side_from_dumps(chosen, name, _choice_notes(name, len(dumps), chosen, lines), pci)
+
+
+def _choice_notes(name: str, count: int, chosen: Sequence[Dump], lines: Sequence[int]):
+    if count <= len(chosen) or lines:
+        return []
+    where = " and ".join(f"line {d.line}" for d in chosen)
+    return [
+        f"{name} holds {count} dumps; compared the one(s) at {where} "
+        "(choose others with the --...-dump LINE options)"
+    ]
+
+
+def load_sides(inputs: Iterable[tuple[str, str, Sequence[int]]]) -> tuple[Side, ...]:
+    """:func:`load_side` of each ``(text, name, lines)``.  An input whose text and chosen
+    dumps repeat an earlier one's (a dump compared with itself, a gate run on an unchanged
+    build) is parsed and flattened once: the sides share the dumps, only the names they
+    are printed under differ."""
+    done: dict[tuple[str, tuple[int, ...]], tuple[Side, int]] = {}
+    sides = []
+    for text, name, lines in inputs:
+        key = (text, tuple(lines))
+        if key not in done:
+            dumps = api.parse_text(text, name)
+            chosen = api.select_dumps(dumps, name, lines)
+            notes = _choice_notes(name, len(dumps), chosen, lines)
+            pci = api.monitor_pci(text, name)
+            done[key] = side_from_dumps(chosen, name, notes, pci), len(dumps)
+            sides.append(done[key][0])
+            continue
+        first, count = done[key]
+        tree = replace(first.tree, file=name) if first.tree is not None else None
+        flat = replace(first.flat, file=name) if first.flat is not None else None
+        chosen = sorted((d for d in (tree, flat) if d is not None), key=lambda d: d.line)
+        notes = tuple(_choice_notes(name, count, chosen, lines))
+        sides.append(replace(first, name=name, tree=tree, flat=flat, notes=notes))
+    return tuple(sides)
 
 
 def _device_of(names: Iterable[str]) -> str | None:
@@ -201,6 +230,8 @@ def _count(mr: MemoryRegion) -> int:
 def _diff_region(
     where: str, path: tuple[str, ...], b: MemoryRegion, a: MemoryRegion, out: list[RegionChange]
 ) -> None:
+    if b is a:  # one frozen region on both sides (an input given twice): nothing changed
+        return
     path = (*path, a.name if not a.hidden else "(hidden)")
     what = _what_changed(b, a)
     if what:

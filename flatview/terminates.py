@@ -35,25 +35,25 @@ __all__ = ["READONLY_ALIASES", "TERMINATING_PARENTS", "Knowledge", "Rule"]
 
 # Rule 4: i/o regions with subregions that QEMU creates with memory_region_init_io (or
 # init_iommu): they fill their own holes.  Sources: docs/qemu-source-notes.md, Q4.
-TERMINATING_PARENTS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^io$"), "the I/O address space root (physmem.c memory_map_init: init_io)"),
-    (re.compile(r"^rtc$"), "hw/rtc/mc146818rtc.c: memory_region_init_io, rtc-index inside"),
+TERMINATING_PARENTS: tuple[tuple[str, str], ...] = (
+    (r"^io$", "the I/O address space root (physmem.c memory_map_init: init_io)"),
+    (r"^rtc$", "hw/rtc/mc146818rtc.c: memory_region_init_io, rtc-index inside"),
     (
-        re.compile(r"^\S+ base BAR \d$"),
+        r"^\S+ base BAR \d$",
         "VFIO base BAR: memory_region_init_io with NULL ops (hw/vfio/pci.c vfio_bar_register)",
     ),
     (
-        re.compile(r"^\S+ BAR \d$"),
+        r"^\S+ BAR \d$",
         "VFIO region: memory_region_init_io with vfio_region_ops (hw/vfio/common.c "
         "vfio_region_setup)",
     ),
     (
-        re.compile(r"^gpex_(mmio|ioport)_window$"),
+        r"^gpex_(mmio|ioport)_window$",
         "hw/pci-host/gpex.c gpex_host_realize: init_io with unassigned_io_ops",
     ),
-    (re.compile(r"^vtd-.*-dmar$"), "hw/i386/intel_iommu.c: memory_region_init_iommu"),
+    (r"^vtd-.*-dmar$", "hw/i386/intel_iommu.c: memory_region_init_iommu"),
     (
-        re.compile(r"^.*[-.]mmio$"),
+        r"^.*[-.]mmio$",
         "a device's MMIO BAR (memory_region_init_io) holding msix-table/quirks: megasas-mmio, "
         "vga.mmio, bochs-display-mmio (hw/scsi/megasas.c, hw/display/vga-pci.c)",
     ),
@@ -62,36 +62,37 @@ TERMINATING_PARENTS: tuple[tuple[re.Pattern[str], str], ...] = (
 # Regions QEMU creates with memory_region_init (pure containers), listed because some
 # print with no visible subregion (their only child disabled and hidden, nothing mapped
 # yet, or none at all, like e1000e-flash) and would otherwise pass for MMIO leaves.
-KNOWN_CONTAINERS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^system$"), "physmem.c memory_map_init: memory_region_init"),
-    (re.compile(r"^pci$"), "hw/i386/pc_q35.c / pc_piix.c: memory_region_init"),
-    (re.compile(r"^bus master container$"), "hw/pci/pci.c do_pci_register_device"),
-    (re.compile(r"^pci_bridge_(pci|io)$"), "hw/pci/pci_bridge.c pci_bridge_initfn"),
-    (re.compile(r"^e1000e-flash$"), "hw/net/e1000e.c e1000e_pci_realize: memory_region_init"),
-    (re.compile(r"^(virtio-pci-io|shpc-bar)$"), "hw/virtio/virtio-pci.c, hw/pci-bridge"),
-    (re.compile(r"^(platform bus|gpex_mmio|gpex_ioport)$"), "hw/core/platform-bus.c, gpex.c"),
-    (re.compile(r"^pci@\S+\.(mmio|io|iommu-root)$"), "hw/ppc/spapr_pci.c spapr_phb_realize"),
+KNOWN_CONTAINERS: tuple[tuple[str, str], ...] = (
+    (r"^system$", "physmem.c memory_map_init: memory_region_init"),
+    (r"^pci$", "hw/i386/pc_q35.c / pc_piix.c: memory_region_init"),
+    (r"^bus master container$", "hw/pci/pci.c do_pci_register_device"),
+    (r"^pci_bridge_(pci|io)$", "hw/pci/pci_bridge.c pci_bridge_initfn"),
+    (r"^e1000e-flash$", "hw/net/e1000e.c e1000e_pci_realize: memory_region_init"),
+    (r"^(virtio-pci-io|shpc-bar)$", "hw/virtio/virtio-pci.c, hw/pci-bridge"),
+    (r"^(platform bus|gpex_mmio|gpex_ioport)$", "hw/core/platform-bus.c, gpex.c"),
+    (r"^pci@\S+\.(mmio|io|iommu-root)$", "hw/ppc/spapr_pci.c spapr_phb_realize"),
     (
-        re.compile(r"^(memory|mem-container-smram|smram)$"),
+        r"^(memory|mem-container-smram|smram)$",
         "x86 SMM containers (tcg-cpu.c, kvm.c, q35.c)",
     ),
-    (re.compile(r"^(vtd-nodmar|vtd-[0-9a-f]{2}\.\d(-pasid-\d+)?)$"), "hw/i386/intel_iommu.c"),
-    (re.compile(r"^tce-root-"), "hw/ppc/spapr_iommu.c"),
-    (re.compile(r"^memhp container$"), "hw/acpi/memory_hotplug.c acpi_memory_hotplug_init"),
+    (r"^(vtd-nodmar|vtd-[0-9a-f]{2}\.\d(-pasid-\d+)?)$", "hw/i386/intel_iommu.c"),
+    (r"^tce-root-", "hw/ppc/spapr_iommu.c"),
+    (r"^memhp container$", "hw/acpi/memory_hotplug.c acpi_memory_hotplug_init"),
     # Host-bridge bus spaces of other machines, childless until a device maps a BAR; QEMU
     # 7.2's own flat views never show them (tests/test_qemu_oracle.py, other targets).
-    (re.compile(r"^(pci_io|pci_mem)$"), "hw/pci-host/versatile.c (arm versatilepb)"),
-    (re.compile(r"^pci-memory$"), "hw/pci-host/raven.c (ppc 40p)"),
-    (re.compile(r"^(unin-)?pci-mmio$"), "hw/pci-host/uninorth.c, grackle.c (ppc mac99, g3beige)"),
-    (re.compile(r"^isa-mem$"), "hw/ppc/pnv_lpc.c (powernv)"),
-    (re.compile(r"^xive-vc-(end|ipi)$"), "hw/intc/pnv_xive2.c (powernv9 and later)"),
+    (r"^(pci_io|pci_mem)$", "hw/pci-host/versatile.c (arm versatilepb)"),
+    (r"^pci-memory$", "hw/pci-host/raven.c (ppc 40p)"),
+    (r"^(unin-)?pci-mmio$", "hw/pci-host/uninorth.c, grackle.c (ppc mac99, g3beige)"),
+    (r"^isa-mem$", "hw/ppc/pnv_lpc.c (powernv)"),
+    (r"^xive-vc-(end|ipi)$", "hw/intc/pnv_xive2.c (powernv9 and later)"),
 )
 
 
-def _one_pattern(rules: tuple[tuple[re.Pattern[str], str], ...]) -> re.Pattern[str]:
+def _one_pattern(rules: tuple[tuple[str, str], ...]) -> re.Pattern[str]:
     """The rules' patterns as one alternation (one match per region, not one per rule);
-    ``lastgroup`` names the first rule that matched (``r<index>``)."""
-    return re.compile("|".join(f"(?P<r{i}>{p.pattern})" for i, (p, _) in enumerate(rules)))
+    ``lastgroup`` names the first rule that matched (``r<index>``).  The rules hold
+    pattern text: compiling each one too would cost an import ~10 ms for nothing."""
+    return re.compile("|".join(f"(?P<r{i}>{p})" for i, (p, _) in enumerate(rules)))
 
 
 _KNOWN_CONTAINERS_RE = _one_pattern(KNOWN_CONTAINERS)
@@ -99,7 +100,7 @@ _TERMINATING_PARENTS_RE = _one_pattern(TERMINATING_PARENTS)
 
 
 def _first_rule(
-    pattern: re.Pattern[str], rules: tuple[tuple[re.Pattern[str], str], ...], name: str
+    pattern: re.Pattern[str], rules: tuple[tuple[str, str], ...], name: str
 ) -> str | None:
     m = pattern.match(name)
     return None if m is None or m.lastgroup is None else rules[int(m.lastgroup[1:])][1]
@@ -123,6 +124,11 @@ class Rule:
     value: bool
     reason: str
     guess: bool = True
+
+
+# The two answers of readonly() for nearly every region, made once (it runs per render).
+_PRINTED_ROM = Rule(True, "printed as rom", False)
+_NOT_READONLY = Rule(False, "not printed", False)
 
 
 # Overlapping equal-priority siblings in render order (two, or a whole cluster of them),
@@ -181,13 +187,13 @@ class Knowledge:
 
     def readonly(self, mr: MemoryRegion) -> Rule:
         if mr.type == "rom":
-            return Rule(True, "printed as rom", False)
+            return _PRINTED_ROM
         if mr.alias is not None and mr.name in READONLY_ALIASES:
             target = mr.alias.target
             if mr.name == "isa-bios" and target is not None and target.type != "rom":
                 return Rule(False, READONLY_ALIASES[mr.name])
             return Rule(True, READONLY_ALIASES[mr.name])
-        return Rule(False, "not printed", False)
+        return _NOT_READONLY
 
     def render_order(self, mr: MemoryRegion) -> tuple[MemoryRegion, ...]:
         """Subregions in QEMU's list order (memory_region_update_container_subregions):

@@ -25,6 +25,7 @@ from flatview.diff import (
     diff,
     diff_trees,
     load_side,
+    load_sides,
     range_changes,
     select_dumps,
     side_from_dumps,
@@ -603,3 +604,20 @@ def _ramd_pages(text: str, page: int) -> dict[tuple[str, int], set[int]]:
             range(-(-start // page) * page, end // page * page, page)
         )
     return out
+
+
+@pytest.mark.parametrize(
+    "path", [SEED003, ROOT / "samples" / "vfio" / "q35-base" / "info-mtree.txt"]
+)
+def test_an_input_given_twice_is_read_once_and_named_per_side(path):
+    # seed 003 holds 20 dumps (a note names the side); the q35-base tree has devices.
+    text = path.read_text()
+    once = load_sides([(text, "a", ()), (text, "b", ())])
+    apart = (load_side(text, "a"), load_side(text, "b"))
+    assert once[1].views is once[0].views  # the second side reused the first's work
+    assert [(s.name, s.label, s.notes) for s in once] == [(s.name, s.label, s.notes) for s in apart]
+    assert [d.file for s in once for d in (s.tree, s.flat) if d] == [
+        d.file for s in apart for d in (s.tree, s.flat) if d
+    ]
+    assert diff_data(diff(*once, [P4K])) == diff_data(diff(*apart, [P4K]))
+    assert diff_text(diff(*once, [P4K])) == diff_text(diff(*apart, [P4K]))

@@ -4,13 +4,16 @@ for tools (plain data for ``--json``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from ..diff import BarDiff, BarFigures, DiffReport, RangeChange, RegionChange, ViewDiff, verdict
 from ..gate import AllowRule, GateReport, Regression, why_text
 from .layout import WIDTH, table, wrap, wrap_lines
 from .pages import run_data
 from .units import human_size, page_label
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (4 ms a run)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["diff_data", "diff_text", "gate_data", "gate_line", "gate_text", "page_label"]
 

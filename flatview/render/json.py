@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
 
 from ..check import CheckReport, Mismatch
 from ..flatten import Ambiguity, FlattenResult, Guess
@@ -20,6 +19,10 @@ from ..model import (
     MtreeDump,
     Owner,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (4 ms a run)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["SCHEMA_VERSION", "dumps_json", "to_data"]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..pages import PageRun
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (4 ms a run)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["run_data", "run_text"]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from ..model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump
 from .layout import WIDTH, table, wrap, wrap_lines
 from .qemu import format_range
 from .units import addr, human_size
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (4 ms a run)
 
 if TYPE_CHECKING:
     from ..check import CheckReport
