@@ -9,14 +9,13 @@ Every function raises only :class:`~flatview.errors.FlatviewError` subclasses.
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from . import files
 from .build import read_dumps
-from .errors import SourceError, SourceLocation, UsageError
+from .errors import SourceError, UsageError
 from .model import Dump, FlatDump, FlatView, MtreeDump
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (4 ms a run)
@@ -48,19 +47,9 @@ __all__ = [
 
 
 def read_text(path: str) -> str:
-    """Read a file (``-`` for standard input) as text; binary input is an input error."""
-    try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raw = data.split(b"\n")[line - 1].decode("utf-8", "backslashreplace")
-        raise SourceError(
-            SourceLocation(path, line), "not UTF-8 text (binary data?)", raw
-        ) from None
+    """Read a file (``-`` for standard input) as text, within the input size limit
+    (flatview.files.INPUT_LIMIT); binary input is an input error."""
+    return files.read_text(path)
 
 
 def parse_text(text: str, name: str = "-") -> list[Dump]:
@@ -105,19 +94,19 @@ def bundled_sample() -> tuple[str, str]:
     return files("flatview.data").joinpath(BUNDLED).read_text(encoding="utf-8"), BUNDLED
 
 
+PAGE_MIN, PAGE_MAX = 4 << 10, 1 << 30
+
+
 def parse_page_sizes(values: Iterable[str]) -> list[int]:
-    """``4K``, ``16K``, ``64K``, ``65536``, comma-separated or repeated."""
+    """``4K``, ``16K``, ``64K``, ``65536``, ``0x10000``, comma-separated or repeated: host
+    page sizes, powers of two from 4K (x86, the smallest Linux page) to 1G (the largest
+    huge page)."""
     out: list[int] = []
     for value in values:
         for part in value.split(","):
-            text = part.strip().upper().removesuffix("B")
-            mult = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
-            digits = text[:-1] if mult > 1 else text
-            if not digits.isdigit() or int(digits) * mult <= 0:
-                raise UsageError(f"--page-size: {part!r} is not a size like 4K, 16K or 64K")
-            size = int(digits) * mult
-            if size & (size - 1):
-                raise UsageError(f"--page-size: {part!r} is not a power of two")
+            size = files.parse_size(part, "--page-size")
+            if size & (size - 1) or not PAGE_MIN <= size <= PAGE_MAX:
+                raise UsageError(f"--page-size: {part!r} is not a power of two from 4K to 1G")
             out.append(size)
     return list(dict.fromkeys(out))
 

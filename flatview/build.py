@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from .errors import SourceError, SourceLocation
+from .errors import SourceError, SourceLocation, warn
 from .graph import alias_cycle
 from .model import (
     U64,
@@ -296,6 +296,8 @@ class _TreeBuilder:
             if rec.end < rec.start and rec.overflow is None:
                 raise SourceError(self.sp.loc(lineno), "region ends before it starts", text)
             level = rec.indent // 2
+            if level > MAX_DEPTH:
+                raise SourceError(self.sp.loc(lineno), _TOO_DEEP, text.lstrip())
             while stack and stack[-1].level >= level:
                 stack.pop()
             if not stack:
@@ -434,8 +436,63 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
             # Phase two of a two-phase build: the region is otherwise immutable.
             object.__setattr__(mr, "name", name)
             object.__setattr__(mr, "alias", Alias(target, mr.alias.offset, cands[0]))
+            _check_window(mr, cands[0], sp)
     _check_alias_cycles(dump, sp)
+    _check_depth(dump, sp)
     return replace(dump, diagnostics=tuple(diagnostics))
+
+
+# Deepest nesting read, through subregions and alias targets alike (render_memory_region
+# follows both).  QEMU machines nest a dozen levels or so; the stages after the build
+# recurse per level, and this bound keeps them well inside Python's recursion limit.
+MAX_DEPTH = 100
+_TOO_DEEP = (
+    f"regions nested more than {MAX_DEPTH} levels deep (through subregions and aliases); "
+    "QEMU machines nest a dozen or so"
+)
+
+
+def _check_depth(dump: MtreeDump, sp: _DumpSplitter) -> None:
+    """Longest path from a root through subregions and resolved aliases (a DAG once
+    _check_alias_cycles passed), computed without recursion."""
+    depth: dict[int, int] = {}
+    for root in dump.roots():
+        stack: list[tuple[MemoryRegion, bool]] = [(root, False)]
+        while stack:
+            mr, done = stack.pop()
+            if id(mr) in depth:
+                continue
+            below = list(mr.subregions)
+            if mr.alias is not None and mr.alias.target is not None:
+                below.append(mr.alias.target)
+            if not done:
+                stack.append((mr, True))
+                stack.extend((c, False) for c in below if id(c) not in depth)
+                continue
+            d = 1 + max((depth[id(c)] for c in below), default=0)
+            if d > MAX_DEPTH:
+                line = mr.line or 1
+                text = sp.text(line)
+                raise SourceError(
+                    SourceLocation(sp.file, line), _TOO_DEEP, text.lstrip() if text else text
+                )
+            depth[id(mr)] = d
+
+
+def _check_window(mr: MemoryRegion, target: MemoryRegion, sp: _DumpSplitter) -> None:
+    """An alias window past the end of its target: memory_region_init_alias does not
+    check it, but no machine builds one and QEMU renders nothing past the target
+    (render_memory_region clips to the target's size): most likely a mangled dump."""
+    assert mr.alias is not None
+    # "X-X" is size 1 or size 0 (q35's tseg-window: size 0 at the end of pc.ram)
+    size = 0 if mr.size == 1 else mr.size
+    if target.hidden or mr.alias.offset + size <= target.size:
+        return
+    warn(
+        f"{sp.file}:{mr.line}: alias {mr.name!r}: window "
+        f"{mr.alias.offset:#x}-{mr.alias.offset + mr.size - 1:#x} runs past the end of "
+        f"{target.name!r} (size {target.size:#x}); that part renders nothing"
+    )
 
 
 def _candidates(

@@ -7,12 +7,14 @@ Exit status: 0 fine, 1 a finding (a mismatch, a regression), 2 a usage or input 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
-from . import __version__
-from .errors import FlatviewError, UsageError
+from . import __version__, files
+from .errors import FlatviewError, FlatviewWarning, UsageError
 from .render.layout import WIDTH, wrap, wrap_lines
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (4 ms a run)
@@ -28,7 +30,9 @@ EXIT_OK = 0
 EXIT_FINDING = 1
 EXIT_ERROR = 2
 
-Command = Callable[[argparse.Namespace], tuple[str, int]]
+# A command returns its output, its exit status and, optionally, report files staged
+# to be committed once the output is written (flatview.files.OutputFile).
+Command = Callable[[argparse.Namespace], tuple]
 
 
 def _add_input(p: argparse.ArgumentParser, many: bool = False) -> None:
@@ -245,7 +249,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_diff_parsers(sub)
     _add_capture_parser(sub)
+    _add_max_input(ap, sub)
     return ap
+
+
+def _add_max_input(ap: argparse.ArgumentParser, sub) -> None:
+    """--max-input, before or after the command name (every command reads input)."""
+    limit = files.format_size(files.DEFAULT_MAX_INPUT)
+    text = f"read at most this much of any input (default {limit})"
+    ap.add_argument("--max-input", metavar="SIZE", help=text)
+    for p in sub.choices.values():
+        p.add_argument("--max-input", metavar="SIZE", help=text, default=argparse.SUPPRESS)
 
 
 def _add_page_device_options(p: argparse.ArgumentParser) -> None:
@@ -439,7 +453,10 @@ def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
     from .render import json as json_render
     from .vfio import kernel_era
 
-    if args.file is None and not args.qmp and not args.domain:
+    live = bool(args.qmp or args.domain)
+    if args.file is None and not live and _stdin_has_input():
+        args.file = "-"  # `cat dump | flatview advise`
+    if args.file is None and not live:
         text, name = api.bundled_sample()
         sizes = api.parse_page_sizes(args.page_size or ["64K"])
     else:
@@ -497,6 +514,17 @@ def _emit(args: argparse.Namespace, facts, sizes: list[int], era: str) -> tuple[
     if len(out) == 1:  # one stack: exactly what QEMU would print
         return out[0][3], EXIT_OK
     return "".join(f"{h}x-msix-relocation={o}: {k}\n{t}" for h, o, k, t in out), EXIT_OK
+
+
+def _stdin_has_input() -> bool:
+    """A pipe, a file or a socket on stdin is input; a terminal or /dev/null is not."""
+    import stat
+
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # closed, or replaced (pytest)
+        return False
+    return not stat.S_ISCHR(mode)
 
 
 def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
@@ -559,14 +587,19 @@ def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:
     return diff_render.diff_text(report, _width(args)), EXIT_OK
 
 
-def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
+def cmd_gate(args: argparse.Namespace) -> tuple:
     from . import api
     from .gate import gate, parse_allow
     from .render import diff as diff_render
 
+    inputs = [f for f in (args.first, args.second, args.allow) if f]
+    report_file = files.OutputFile(args.junit, "--junit", inputs) if args.junit else None
+    html_file = files.OutputFile(args.html, "--html", inputs) if args.html else None
+    if report_file is not None and html_file is not None and args.junit == args.html:
+        raise UsageError(f"--junit and --html name the same file {args.junit!r}")
     rules = parse_allow(api.read_text(args.allow), args.allow) if args.allow else ()
     if args.second is not None and os.path.isdir(args.first) and os.path.isdir(args.second):
-        return _gate_matrix(args, rules)
+        return _gate_matrix(args, rules, report_file)
     (baseline, candidate), sizes = _sides(args)
     report = gate(baseline, candidate, sizes, args.device, rules)
     status = EXIT_OK if report.ok else EXIT_FINDING
@@ -576,18 +609,21 @@ def cmd_gate(args: argparse.Namespace) -> tuple[str, int]:
         out = json_render.dumps_json("gate", diff_render.gate_data(report))
     else:
         out = diff_render.gate_text(report, _width(args))
-    if args.junit:
+    reports = []
+    if report_file is not None:
         from .render.junit import junit_xml
 
-        _write_file(args.junit, junit_xml(report))
-    if args.html:
+        report_file.stage(junit_xml(report))  # each committed once the output is written
+        reports.append(report_file)
+    if html_file is not None:
         verdict = "pass" if report.ok else f"FAIL, {len(report.regressions)} regression(s)"
         title = f"flatview gate ({verdict}): {args.first} → {args.second}"
-        _write_file(args.html, _diff_picture(args, title, "html"))
-    return out, status
+        html_file.stage(_diff_picture(args, title, "html"))
+        reports.append(html_file)
+    return out, status, reports
 
 
-def _gate_matrix(args: argparse.Namespace, rules) -> tuple[str, int]:
+def _gate_matrix(args: argparse.Namespace, rules, report_file) -> tuple:
     """``gate BASELINE_DIR CANDIDATE_DIR``: the bundles of two matrix captures."""
     from . import api
     from .gate import gate_matrix
@@ -604,9 +640,10 @@ def _gate_matrix(args: argparse.Namespace, rules) -> tuple[str, int]:
         out = json_render.dumps_json("gate", diff_render.matrix_gate_data(report))
     else:
         out = diff_render.matrix_gate_text(report)
-    if args.junit:
-        _write_file(args.junit, junit_matrix_xml(report))
-    return out, status
+    if report_file is None:
+        return out, status
+    report_file.stage(junit_matrix_xml(report))  # committed once the output is written
+    return out, status, [report_file]
 
 
 def _diff_picture(args: argparse.Namespace, title: str, fmt: str) -> str:
@@ -618,7 +655,7 @@ def _diff_picture(args: argparse.Namespace, title: str, fmt: str) -> str:
     return diff_picture(diff(before, after, sizes, devices), before, after, title, fmt)
 
 
-def cmd_map(args: argparse.Namespace) -> tuple[str, int]:
+def cmd_map(args: argparse.Namespace) -> tuple:
     from . import api
     from .lspci import parse_lspci
     from .pictures import map_picture
@@ -630,20 +667,21 @@ def cmd_map(args: argparse.Namespace) -> tuple[str, int]:
     count = len(args.inputs) + live
     if count > 2 or (count == 2 and args.lspci):
         raise UsageError("map takes one input (with --lspci), or two: BEFORE AFTER")
+    picture = files.OutputFile(args.output, "-o", [*args.inputs, *args.lspci])
     if count == 2:
         args.first, args.second = [*args.inputs, None][:2]
         args.first_dumps = args.second_dumps = []
         title = f"flatview map: {args.first} → {args.second}"
-        _write_file(args.output, _diff_picture(args, title, fmt))
-        return "", EXIT_OK
+        picture.stage(_diff_picture(args, title, fmt))
+        return "", EXIT_OK, [picture]
     if count:
         [(text, name)] = _inputs(args, args.inputs, 1)
     else:
         text, name = api.bundled_sample()
     sizes = api.parse_page_sizes(args.page_size or ["4K" if count else "64K"])
     extra = [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
-    _write_file(args.output, map_picture(text, name, sizes, args.device, extra, fmt))
-    return "", EXIT_OK
+    picture.stage(map_picture(text, name, sizes, args.device, extra, fmt))
+    return "", EXIT_OK, [picture]
 
 
 def _write_file(path: str, text: str) -> None:
@@ -752,22 +790,143 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
+BUG_REPORT = (
+    "please report it with the command line and its input (set FLATVIEW_TRACEBACK=1 for "
+    "the details; see 'Reporting a bug' in the README)"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run one command; whatever happens, one line on stderr and a documented exit status.
+
+    0 fine, 1 a finding, 2 bad usage or input (also an unwritable output), 3 a bug in
+    flatview (never 1: ``gate`` must not read a crash as a regression), 130 interrupted.
+    """
+    _tolerant_streams()
+    staged: list[files.OutputFile] = []
     try:
-        out, status = COMMANDS[args.command](args)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", FlatviewWarning)
+            status = _run(argv, staged)
+        if status in (EXIT_OK, EXIT_FINDING):  # an error's one line stays the only one
+            for msg in dict.fromkeys(
+                str(w.message) for w in seen if issubclass(w.category, FlatviewWarning)
+            ):
+                _say(f"warning: {msg}")
+        return status
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get("FLATVIEW_TRACEBACK"):
+            raise
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = ""
+        if tb is not None:
+            where = f" at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+        text = str(exc).splitlines()[0][:200] if str(exc) else ""
+        _say(
+            f"internal error (a bug in flatview {__version__}): {type(exc).__name__}"
+            f"{': ' + text if text else ''}{where}; {BUG_REPORT}"
+        )
+        return EXIT_BUG
+    finally:
+        for f in staged:
+            f.discard()  # a report not committed by a successful run is never left behind
+
+
+def _run(argv: Sequence[str] | None, staged: list[files.OutputFile]) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error argparse printed
+        code = done.code if isinstance(done.code, int) else EXIT_ERROR
+        return code if _flush_stdout() else EXIT_ERROR
+    if sys.stdout is None:
+        _say("cannot write the output: standard output is closed")
+        return EXIT_ERROR
+    token = files.INPUT_LIMIT.set(files.DEFAULT_MAX_INPUT)
+    try:
+        if args.max_input:
+            files.INPUT_LIMIT.set(files.parse_size(args.max_input, "--max-input"))
+        result = COMMANDS[args.command](args)
     except FlatviewError as exc:
-        print(f"flatview: {exc}", file=sys.stderr)
+        _say(str(exc))
         return EXIT_ERROR
     except RecursionError:
-        print("flatview: region tree too deep to render", file=sys.stderr)
+        _say("region tree too deep to render")
         return EXIT_ERROR
+    finally:
+        files.INPUT_LIMIT.reset(token)
+    out, status = result[0], result[1]
+    reports: Sequence[files.OutputFile] = result[2] if len(result) > 2 else ()
+    staged.extend(reports)
     try:
         sys.stdout.write(out)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `flatview ... | head`
-        sys.stderr.close()
+    except BrokenPipeError:  # `flatview ... | head`: the reader has what it wanted
+        _quiet_stdout()
+        return status
+    except OSError as exc:
+        _quiet_stdout()
+        _say(f"cannot write the output: {exc.strerror}")
+        return EXIT_ERROR
+    if not _flush_stdout():
+        return EXIT_ERROR
+    try:
+        for f in reports:
+            f.commit()
+    except FlatviewError as exc:
+        _say(str(exc))
+        return EXIT_ERROR
     return status
+
+
+def _say(msg: str) -> None:
+    """One line on stderr, always: control characters (from an option value, a file
+    name) are shown escaped."""
+    if not msg.isprintable():
+        msg = "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
+    if sys.stderr is not None:  # else nowhere is left to say it; the exit status still does
+        with contextlib.suppress(OSError, ValueError):
+            print(f"flatview: {msg}", file=sys.stderr, flush=True)
+
+
+def _flush_stdout() -> bool:
+    """Flush now, while an error can still be reported (not at interpreter exit)."""
+    if sys.stdout is None:
+        return True
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    except OSError as exc:  # /dev/full, a closed descriptor
+        _quiet_stdout()
+        _say(f"cannot write the output: {exc.strerror}")
+        return False
+    return True
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush has nothing to fail on."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _tolerant_streams() -> None:
+    """A terminal that cannot show a character (PYTHONIOENCODING=ascii, LANG=C) gets an
+    escape (``\\u2192``) instead of a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(OSError, ValueError):
+                reconfigure(errors="backslashreplace")
 
 
 if __name__ == "__main__":

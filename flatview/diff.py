@@ -657,11 +657,12 @@ def _compare_bar(dev: str, k: int, b: BarFigures | None, a: BarFigures | None, p
     if lost and not traps:
         why = "no ramd range covers the page(s) any more (nothing mapped there)"
     elif pa < pb and not lost:
-        why = (
-            f"BAR {k} is {a.host_size:#x} bytes now, {b.host_size:#x} before"
-            if a.host_size != b.host_size
-            else f"BAR {k} moved to {a.guest_base:#x} and its pages no longer align"
-        )
+        if a.host_size != b.host_size:
+            why = f"BAR {k} is {a.host_size:#x} bytes now, {b.host_size:#x} before"
+        elif a.guest_base is None:  # e.g. its memory-region section lost its heading
+            why = f"BAR {k} has no guest address in the candidate (nothing maps it)"
+        else:
+            why = f"BAR {k} moved to {a.guest_base:#x} and its pages no longer align"
     return BarDiff(dev, k, page, b, a, pb, pa, lost, gained, traps, why)
 
 
@@ -755,6 +756,10 @@ def diff(
         before.views, after.views, _spans(after, before), (before.view, after.view)
     )
     wanted = list(devices)
+    known = {f.device.address for s in (before, after) for f in s.facts}
+    missing = [d for d in wanted if d not in known]
+    if missing:  # as gate does: a device in neither input is a typo, not a pass
+        raise UsageError(f"no assigned device {', '.join(missing)} in either input")
     bars = bar_diffs(before, after, page_sizes, wanted)
     reverse = bar_diffs(after, before, page_sizes, wanted)
     ranges = [c for v in views for c in v.changes]

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CaptureError", "FlatviewError", "SourceError", "SourceLocation", "UsageError"]
+__all__ = [
+    "CaptureError",
+    "FlatviewError",
+    "FlatviewWarning",
+    "SourceError",
+    "SourceLocation",
+    "UsageError",
+    "warn",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +59,16 @@ class SourceError(FlatviewError):
 class CaptureError(FlatviewError):
     """A running QEMU (or libvirt, or a QEMU being launched) could not be captured:
     no socket, permission denied, no QMP greeting, QEMU exited, no such domain."""
+
+
+class FlatviewWarning(UserWarning):
+    """Something QEMU would never print but flatview can still read (a mangled dump?).
+
+    The CLI prints each on stderr, one line, and leaves the exit status as it is."""
+
+
+def warn(msg: str) -> None:
+    """Report a :class:`FlatviewWarning` (``file:line: what``) through :mod:`warnings`."""
+    import warnings
+
+    warnings.warn(msg, FlatviewWarning, stacklevel=2)

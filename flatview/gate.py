@@ -142,7 +142,7 @@ def _parse_bar(text: str) -> int | None:
     if text == "*":
         return None
     digits = text[3:] if text.upper().startswith("BAR") else text
-    if not (digits.isdigit() and 0 <= int(digits) <= 5):
+    if not (digits.isascii() and digits.isdigit() and 0 <= int(digits) <= 5):
         raise ValueError(f"BAR {text!r} is not '*', 0..5 or BAR0..BAR5")
     return int(digits)
 

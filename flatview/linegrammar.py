@@ -82,6 +82,10 @@ class LineTransformer(Transformer):
     def plain_body(self, name, *suffixes):
         if _CUT_ALIAS.match(name):
             raise ValueError("truncated alias line: its target offsets are missing (wrapped?)")
+        if _BAD_ALIAS_RANGE.match(name):
+            raise ValueError(
+                "alias target offsets are not two addresses of 16 hex digits (QEMU prints %016x)"
+            )
         return {"name": str(name), **_suffixes(suffixes)}
 
     def alias_body(self, _kw, name, target, a_start, a_end, *suffixes):
@@ -110,13 +114,26 @@ class LineTransformer(Transformer):
             indent=indent,
             start=_hex(start),
             end=_hex(end),
-            priority=int(prio),
+            priority=priority(str(prio)),
             type=type_s.removeprefix("nv-"),
             nonvolatile=type_s.startswith("nv-"),
             overflow=overflow,
             hex_prefix=str(start).startswith("0x"),
             **body,
         )
+
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def priority(text: str) -> int:
+    """MemoryRegion.priority is a C ``int``, printed by mtree_print_mr with ``%d``."""
+    value = int(text) if len(text) <= 12 else None
+    if value is None or not INT32_MIN <= value <= INT32_MAX:
+        raise ValueError(
+            f"priority outside QEMU's int range ({INT32_MIN}..{INT32_MAX}): QEMU cannot print it"
+        )
+    return value
 
 
 def _suffixes(items: tuple) -> dict:
@@ -187,6 +204,16 @@ _BAD_EXAMPLES: dict[str, list[str]] = {
 
 # "alias NAME @TARGET" with the offsets cut off: mail wrapped the line
 _CUT_ALIAS = re.compile(r"^alias \S.* @\S+$")
+# ... or with offsets that are not two 16-digit addresses (the grammar's alias_body
+# wants exactly those, so the whole line would otherwise read as a region's name)
+_BAD_ALIAS_RANGE = re.compile(r"^alias \S.* @\S+ (?:0x)?[0-9a-fA-F]+-(?:0x)?[0-9a-fA-F]+(?: |$)")
+# an address of more than 16 hex digits (QEMU prints 64-bit addresses as %016x)
+_LONG_ADDR = re.compile(
+    r"^(?:\[DETECTED OVERFLOW!\] )? *(?:\[DETECTED OVERFLOW!\] )?"
+    r"(?:(?:0x)?[0-9a-fA-F]{17,}-|(?:0x)?[0-9a-fA-F]{1,16}-(?:0x)?[0-9a-fA-F]{17,}[ \n]"
+    r"|.*\): alias .* @\S+ (?:0x)?[0-9a-fA-F]{17,}-"
+    r"|.*\): alias .* @\S+ \S+-(?:0x)?[0-9a-fA-F]{17,}$)"
+)
 
 
 def parse_or_explain(text: str) -> LineRecord | str:
@@ -202,6 +229,8 @@ def parse_or_explain(text: str) -> LineRecord | str:
 def _explain(exc: UnexpectedInput, text: str) -> str:
     if CONTROL.search(text):
         return "binary or control characters in a dump line"
+    if _LONG_ADDR.match(text):
+        return "address longer than 16 hex digits (QEMU prints 64-bit addresses)"
     label = exc.match_examples(_parser().parse, _BAD_EXAMPLES, use_accepts=True)
     if label:
         return label

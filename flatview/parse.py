@@ -145,7 +145,7 @@ def _parse_cached(text: str) -> LineRecord | str:
 # and every error, goes through lark.  A 3,000-line dump has ~3,000 distinct lines and
 # lark's LALR parser costs tens of microseconds each.
 _FAST_RANGE = re.compile(
-    r"( +)([0-9a-f]{16})-([0-9a-f]{16}) \(prio (-?[0-9]+), "
+    r"( +)([0-9a-f]{16})-([0-9a-f]{16}) \(prio (-?[0-9]{1,10}), "
     r"(nv-)?(ramd|ram|romd|rom|i/o|container|[R-][W-])\): ([^\n]+)"
 )
 # a body the grammar's NAME takes whole: no suffix QEMU appends can start in it
@@ -165,6 +165,8 @@ def _fast(text: str) -> LineRecord | None:
     if m is None:
         return _fast_heading(text)
     indent, start, end, prio, nv, type_, body = m.groups()
+    if not -(1 << 31) <= int(prio) < 1 << 31:
+        return None  # lark's transformer says why (a C int, as QEMU prints it)
     common = {
         "indent": len(indent),
         "start": int(start, 16),

@@ -33,14 +33,15 @@ __all__ = ["CONTROL", "Segment", "monitor_part", "segments", "strip_quote", "unq
 _QUOTE = re.compile(r"^(?:> ?)+")
 
 # The start of every line QEMU prints in `info mtree [-f] [-d] [-o] [-D]` output.  A
-# region line is recognised loosely (a long run of letters and digits, then '-') so a
-# mangled address still reaches the grammar and gets a precise error.
+# region line is recognised loosely (a long run of letters and digits, then '-'; or hex
+# digits too many to be an address) so a mangled address still reaches the grammar and
+# gets a precise error with its own line number.
 _DUMP_LINE = (
     r"(?:address-space(?: \(flat view\))?: |memory-region: |FlatView #\d| AS \""
     r"| Root memory region: |  No rendered FlatView|  Dispatch$|    Physical sections$"
     r"|      #\d+ @|    Nodes \(|      \[\d+\]$|\t[ \d.]+ skip="
     r"|(?:\[DETECTED OVERFLOW!\] )? +(?:\[DETECTED OVERFLOW!\] )?"
-    r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio ))"
+    r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio |(?:0x)?[0-9a-fA-F]{17,}-))"
 )
 _IS_DUMP = re.compile(_DUMP_LINE)
 _PROMPT = re.compile(r"^\(qemu\)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from .errors import UsageError
 from .model import U64, AddressSpaceTree, MemoryRegion, MtreeDump, Variant
 from .pci import MsixCapability, PciDevice, pba_size, table_size
 
@@ -41,10 +42,23 @@ VFIO_NAME = re.compile(
 )
 
 
+# A host kernel release as `uname -r` prints it: 4.15, 6.1, 6.1.0-13-amd64, 5.14.0-362.el9
+_KERNEL_RELEASE = re.compile(
+    r"v?([2-9]|[1-9][0-9])\.([0-9]{1,3})(?:[.+~_-][0-9A-Za-z.+~_-]{0,64})?"
+)
+
+
 def kernel_era(version: str) -> str:
-    """Which host-kernel behaviour applies (vfio-msix.md §1.2): E0 < 4.6 <= E1 < 4.16 <= E2."""
-    nums = [int(x) for x in re.findall(r"\d+", version)[:2]] + [0, 0]
-    major, minor = nums[0], nums[1]
+    """Which host-kernel behaviour applies (vfio-msix.md §1.2): E0 < 4.6 <= E1 < 4.16 <= E2.
+
+    Only a release number (``4.15``, ``6.1``, ``6.1.0-13-amd64``) is understood; anything
+    else is a usage error rather than a guess."""
+    m = _KERNEL_RELEASE.fullmatch(version.strip())
+    if m is None:
+        raise UsageError(
+            f"--kernel: {version[:40]!r} is not a kernel release like 4.15, 6.1 or 6.1.0-13-amd64"
+        )
+    major, minor = int(m.group(1)), int(m.group(2))
     if (major, minor) < (4, 6):
         return "E0"
     if (major, minor) < (4, 16):

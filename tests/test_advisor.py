@@ -101,6 +101,7 @@ def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         text=True,
         cwd=ROOT,
         input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,  # no pipe of the runner's
         timeout=300,
     )
 

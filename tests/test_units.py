@@ -7,6 +7,7 @@ import re
 import pytest
 
 from flatview.api import parse_page_sizes
+from flatview.errors import UsageError
 from flatview.render.units import addr, human_size
 
 K, M, G = 1 << 10, 1 << 20, 1 << 30
@@ -35,11 +36,15 @@ def test_size_style(n: int, text: str) -> None:
 
 @pytest.mark.parametrize("shift", range(10, 64))
 def test_power_of_two_sizes_read_back_as_page_sizes(shift: int) -> None:
-    """Every power of two from 1K up prints as a whole unit that --page-size reads back."""
+    """Every power of two from 1K up prints as a whole unit; --page-size reads it back
+    when it is a host page size (4K to 1G, issue 15) and refuses it otherwise."""
     text = human_size(1 << shift)
     assert re.fullmatch(r"\d+[KMGTPE]", text)
-    if text[-1] in "KM":
+    if 12 <= shift <= 30:
         assert parse_page_sizes([text]) == [1 << shift]
+    else:
+        with pytest.raises(UsageError, match=rf"--page-size: '{text}' is not a"):
+            parse_page_sizes([text])
 
 
 def test_fraction_is_exact() -> None:
