@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from . import files
-from .build import read_dumps
+from .build import Reading, read_dumps, read_text_dumps
 from .errors import SourceError, UsageError
 from .model import Dump, FlatDump, FlatView, MtreeDump
 
@@ -35,6 +35,7 @@ __all__ = [
     "flatten",
     "inputs",
     "load",
+    "load_reading",
     "machine",
     "monitor_pci",
     "parse_page_sizes",
@@ -59,6 +60,17 @@ def parse_text(text: str, name: str = "-") -> list[Dump]:
 
 def load(path: str) -> list[Dump]:
     return parse_text(read_text(path), path)
+
+
+def load_reading(path: str) -> Reading:
+    """The dumps of a file and what clean-up dropped or rewrote to read them."""
+    return read_text_dumps(read_text(path), path)
+
+
+def parse_reading(text: str, name: str = "-") -> Reading:
+    """The dumps of a text (a file read, a capture bundle) and what clean-up dropped or
+    rewrote to read them."""
+    return read_text_dumps(text, name)
 
 
 def split_kinds(dumps: Iterable[Dump]) -> tuple[list[MtreeDump], list[FlatDump]]:

@@ -17,11 +17,14 @@ import bisect
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from .errors import SourceError, SourceLocation, warn
 from .graph import alias_cycle
 from .model import (
     U64,
+    UNNAMED_AS,
+    UNPASTED_ROOT,
     AddressSpaceTree,
     Alias,
     Dump,
@@ -45,23 +48,40 @@ from .parse import (
     RangeLine,
     parse_line,
 )
-from .source import Segment, segments
+from .source import Cleaned, Segment, clean
 
-__all__ = ["read_dumps"]
+__all__ = ["Reading", "read_dumps", "read_text_dumps"]
 
 TREE_HEADINGS = ("address-space", "memory-region")
 _HEADING_START = frozenset("amF")  # first letter of every heading QEMU prints
 FLAT_HEADINGS = ("flatview", "flat-address-space")
 
 
+@dataclass(frozen=True)
+class Reading:
+    """The dumps of a text and what clean-up dropped or rewrote to find them."""
+
+    dumps: list[Dump]
+    cleaned: Cleaned
+
+
 def read_dumps(text: str, file: str = "-") -> list[Dump]:
     """Every dump in ``text`` (clean-up, lark parse, model), in input order."""
+    return read_text_dumps(text, file).dumps
+
+
+def read_text_dumps(text: str, file: str = "-") -> Reading:
+    """Every dump in ``text`` with the clean-up's counts (see flatview.source)."""
+    cleaned = clean(text, file)
     dumps: list[Dump] = []
-    for seg in segments(text, file):
-        dumps.extend(_DumpSplitter(seg, file).run())
+    for seg in cleaned.segments:
+        for d in _DumpSplitter(seg, file).run():
+            if seg.part is not None or seg.elided:
+                d = replace(d, part=seg.part, partial=d.partial or seg.elided)
+            dumps.append(d)
     if not dumps:
         raise SourceError(SourceLocation(file, 1), "no 'info mtree' dump found")
-    return dumps
+    return Reading(dumps, cleaned)
 
 
 @dataclass
@@ -108,9 +128,10 @@ class _DumpSplitter:
         seen_section = False
         for block in self._blocks():
             hkind = block.headings[0][1].kind if block.headings else None
-            bkind = (
-                "flat" if hkind in FLAT_HEADINGS else (kind or "tree") if hkind is None else "tree"
-            )
+            if hkind is None:
+                bkind = kind or _headless_kind(block)
+            else:
+                bkind = "flat" if hkind in FLAT_HEADINGS else "tree"
             number = int(block.headings[0][1].name) if hkind == "flatview" else None
             new = kind is not None and (
                 bkind != kind
@@ -159,9 +180,28 @@ class _DumpSplitter:
         return recs
 
     def _build(self, kind: str, blocks: list[_Block]) -> Dump:
+        """A tree or a flat dump; rows pasted without their heading make a partial one."""
         if kind == "flat":
             return _FlatBuilder(self, blocks).build()
         return _TreeBuilder(self, blocks).build()
+
+
+def _headless_kind(block: _Block) -> str:
+    """Rows pasted without any heading: flat-view rows (`` AS``/`` Root`` lines, or rows
+    all at one indentation with no alias or ``[disabled]``, in address order) or tree
+    rows."""
+    recs = [rec for _, rec, _ in block.body]
+    if any(isinstance(r, (FlatViewASLine, FlatViewRootLine, NoRenderedLine)) for r in recs):
+        return "flat"
+    ranges = [r for r in recs if isinstance(r, RangeLine)]
+    if (
+        ranges
+        and len({r.indent for r in ranges}) == 1
+        and not any(r.is_alias or r.disabled for r in ranges)
+        and all(a.end < b.start for a, b in pairwise(ranges))
+    ):
+        return "flat"
+    return "tree"
 
 
 # --------------------------------------------------------------------------- trees
@@ -235,14 +275,14 @@ class _TreeBuilder:
         groups: list[AddressSpaceTree] = []
         sections: list[RegionSection] = []
         pre70 = not any(len(b.headings) > 1 for b in self.blocks)  # no grouped headings
+        partial = False
         for block in self.blocks:
             if not block.headings:
-                lineno = block.linenos[0]
-                raise SourceError(
-                    self.sp.loc(lineno),
-                    "region lines without an 'address-space:' or 'memory-region:' heading",
-                    block.texts[0],
-                )
+                # tree rows without their heading: an address space whose name is unknown
+                partial = True
+                root = self._nest(block, headless=True)
+                groups.append(AddressSpaceTree((UNNAMED_AS,), root, block.linenos[0]))
+                continue
             kinds = {h.kind for _, h in block.headings}
             if len(kinds) > 1 or (kinds == {"memory-region"} and len(block.headings) > 1):
                 lineno, h = block.headings[1]
@@ -263,8 +303,10 @@ class _TreeBuilder:
         unique = {b.texts: b for b in self.blocks}.values()  # repeated trees once
         recs = [rec for b in unique for _, rec, _ in b.body]
         variant = _tree_variant(recs, groups, self.hidden)
+        first = self.blocks[0]
+        start = first.headings[0][0] if first.headings else first.linenos[0]
         dump = MtreeDump(
-            tuple(groups), tuple(sections), variant, self.sp.file, self.blocks[0].headings[0][0]
+            tuple(groups), tuple(sections), variant, self.sp.file, start, partial=partial
         )
         dump = _unify_sections(dump)
         return _resolve_aliases(dump, self.sp, self.diagnostics)
@@ -282,11 +324,21 @@ class _TreeBuilder:
             self.memo[key] = root
         return root
 
-    def _nest(self, block: _Block) -> MemoryRegion | None:
-        """Nest region lines by indentation (two spaces a level; level 1 is the root)."""
+    def _nest(self, block: _Block, headless: bool = False) -> MemoryRegion | None:
+        """Nest region lines by indentation (two spaces a level; level 1 is the root).
+
+        Rows pasted without their heading whose least indented rows are several get a
+        root that was not pasted: a container over the whole address range."""
         root: _Node | None = None
         stack: list[_Node] = []
-        for lineno, rec, text in block.body:
+        body = block.body
+        if headless:
+            levels = [r.indent for _, r, _ in body if isinstance(r, RangeLine)]
+            if levels.count(min(levels, default=0)) > 1:
+                top = RangeLine(0, 0, U64 - 1, 0, "container", False, UNPASTED_ROOT)
+                root = _Node(top, min(levels) // 2 - 1, body[0][0], 0)
+                stack.append(root)
+        for lineno, rec, text in body:
             if not isinstance(rec, RangeLine):
                 raise SourceError(self.sp.loc(lineno), "not a region line inside a tree", text)
             if rec.indent % 2 or rec.indent == 0:
@@ -397,6 +449,7 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
         if sec.root is not None:
             targets.setdefault(sec.name, []).append(sec.root)
     order = {id(sec.root): i for i, sec in enumerate(dump.sections) if sec.root is not None}
+    missing = False
     indexes = {name: _SectionIndex(secs) for name, secs in targets.items()}
     # Each name's sections in dump order, so "the later ones" is a suffix found by
     # bisection, not a scan of all 70 ``pci_bridge_pci`` for each of hundreds of aliases
@@ -422,12 +475,14 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
             named = later or [t for t in secs if t is not root] or secs
             cands = _candidates(named, mr, indexes.get(target) or _SectionIndex([]))
             if not cands:
-                raise SourceError(
-                    SourceLocation(sp.file, mr.line),
-                    f"alias {mr.name!r} points to {target!r}, which no "
-                    "'memory-region:' section of this dump defines",
-                    sp.text(mr.line),
+                # A partial paste: QEMU prints a section for every alias target, so this
+                # one was not pasted.  The alias is kept with its target unknown.
+                diagnostics.append(
+                    f"{sp.file}:{mr.line}: alias {mr.name!r} points to {target!r}, which "
+                    "no 'memory-region:' section of this paste defines: target unknown"
                 )
+                missing = True
+                continue
             if len(cands) > 1:
                 diagnostics.append(
                     f"{sp.file}:{mr.line}: alias {name!r}: {len(cands)} sections named "
@@ -439,7 +494,7 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
             _check_window(mr, cands[0], sp)
     _check_alias_cycles(dump, sp)
     _check_depth(dump, sp)
-    return replace(dump, diagnostics=tuple(diagnostics))
+    return replace(dump, diagnostics=tuple(diagnostics), partial=dump.partial or missing)
 
 
 # Deepest nesting read, through subregions and alias targets alike (render_memory_region
@@ -569,6 +624,7 @@ class _FlatBuilder:
 
     def build(self) -> FlatDump:
         views = [self._view(b) for b in self.blocks]
+        partial = any(not b.headings for b in self.blocks)
         ranges = [r for v in views for r in v.ranges]
         variant = Variant(
             old_flat_format=any(
@@ -578,17 +634,13 @@ class _FlatBuilder:
             accel_labels=tuple(sorted({a for r in ranges for a in r.accel})),
             dispatch=any(v.dispatch for v in views),
         )
-        return FlatDump(tuple(views), variant, self.sp.file, views[0].line or 1)
+        return FlatDump(tuple(views), variant, self.sp.file, views[0].line or 1, partial=partial)
 
     def _view(self, block: _Block) -> FlatView:
-        if not block.headings:
-            lineno = block.linenos[0]
-            raise SourceError(
-                self.sp.loc(lineno),
-                "flat-view lines without a 'FlatView #' heading",
-                block.body[0][2],
-            )
-        lineno, heading = block.headings[0]
+        if not block.headings:  # rows pasted without their `FlatView #n` header
+            lineno, heading = block.linenos[0], Heading("flatview", "")
+        else:
+            lineno, heading = block.headings[0]
         if len(block.headings) > 1:
             raise SourceError(
                 self.sp.loc(block.headings[1][0]),
@@ -615,7 +667,7 @@ class _FlatBuilder:
                 dispatch.append(rec.text)
             else:
                 raise SourceError(self.sp.loc(ln), "line out of place in a flat view", text)
-        number = int(heading.name) if heading.kind == "flatview" else None
+        number = int(heading.name) if heading.kind == "flatview" and heading.name else None
         return FlatView(tuple(ases), root, tuple(ranges), number, lineno, tuple(dispatch), rendered)
 
     def _range(self, ln: int, rec: RangeLine, text: str, before: list[FlatRange]) -> FlatRange:

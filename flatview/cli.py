@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 import warnings
@@ -108,11 +109,13 @@ def _inputs(args: argparse.Namespace, files: Sequence[str | None], need: int = 0
     return out
 
 
-def _load(args: argparse.Namespace) -> list:
+def _reading(args: argparse.Namespace):
+    """The dumps of FILE, or of the running QEMU of --qmp / --domain, with what clean-up
+    did to read them; and the input's name."""
     from . import api
 
     [(text, name)] = _inputs(args, [args.file], 1)
-    return api.parse_text(text, name)
+    return api.parse_reading(text, name), name
 
 
 def _add_wide(p: argparse.ArgumentParser) -> None:
@@ -178,6 +181,15 @@ def _parser() -> argparse.ArgumentParser:
         "--no-learn",
         action="store_true",
         help="ignore QEMU's own flat view in the input when deciding what terminates",
+    )
+    p.add_argument(
+        "--dump",
+        action="append",
+        type=int,
+        default=[],
+        metavar="LINE",
+        help="only the tree starting at this line, as 'flatview parse' lists them "
+        "(repeatable; default: every tree in the input)",
     )
 
     p = sub.add_parser("advise", help="MSI-X page loss and relocation options per device")
@@ -286,7 +298,8 @@ def _add_compare_options(p: argparse.ArgumentParser, first: str, second: str) ->
         "second",
         nargs="?",
         metavar=second.upper(),
-        help="dump file ('-' for stdin); leave it out to capture it with --qmp / --domain",
+        help=f"dump file ('-' for stdin); leave it out to capture it with --qmp / --domain, "
+        f"or when {first.upper()} is a diff of two dumps (' ', '+', '-' lines) holding both",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _add_live(p)
@@ -342,21 +355,16 @@ def _add_diff_parsers(sub) -> None:
     _add_live(p)
 
 
-def _tree_and_flats(dumps: list) -> tuple[MtreeDump, list[FlatDump]]:
-    from . import api
-
-    trees, flats = api.split_kinds(dumps)
-    if not trees:
-        raise UsageError("no 'info mtree' tree in the input (flatten needs a tree)")
-    return trees[0], flats
-
-
 def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
-    dumps = _load(args)
+    reading, _ = _reading(args)
+    dumps, cleaned = reading.dumps, reading.cleaned
     if args.json:
         from .render import json as json_render
 
-        payload = {"dumps": [json_render.to_data(d) for d in dumps]}
+        payload = {
+            "dumps": [json_render.to_data(d) for d in dumps],
+            "cleanup": {"skipped": cleaned.skipped, "lines": dict(sorted(cleaned.counts.items()))},
+        }
         return json_render.dumps_json("parse", payload), EXIT_OK
     if args.format == "qemu":
         from .render import qemu as qemu_render
@@ -365,6 +373,7 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
     from .render import table as table_render
 
     lines = [table_render.dump_summary(dumps, _width(args))]
+    lines.extend(table_render.cleanup_text(cleaned.counts, cleaned.skipped))
     for d in dumps:
         lines.extend(wrap_lines(getattr(d, "diagnostics", ()), _width(args)))
     return "\n".join(lines) + "\n", EXIT_OK
@@ -372,9 +381,53 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
 
 def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
     from . import api
+
+    reading, name = _reading(args)
+    dumps = list(reading.dumps)
+    if args.dump:
+        dumps = [d for n in dict.fromkeys(args.dump) for d in api.select_dumps(dumps, name, [n])]
+    pairs = _trees_with_flats(dumps)
+    if len(pairs) == 1:
+        return _flatten_one(args, *pairs[0])
+    outs = [_flatten_one(args, tree, flats) for tree, flats in pairs]
+    if args.json:
+        from .render import json as json_render
+
+        docs = []
+        for (t, _), (o, _) in zip(pairs, outs, strict=True):
+            doc = json.loads(o)
+            doc = {k: v for k, v in doc.items() if k not in ("schema_version", "command")}
+            docs.append({"file": t.file, "line": t.line, **doc})
+        return json_render.dumps_json("flatten", {"dumps": docs}), EXIT_OK
+    return "".join(
+        f"# info mtree at {t.file}:{t.line}\n{o}"
+        for (t, _), (o, _) in zip(pairs, outs, strict=True)
+    ), EXIT_OK
+
+
+def _trees_with_flats(dumps: list) -> list[tuple[MtreeDump, list[FlatDump]]]:
+    """Every tree of a text, each with QEMU's own flat view of the same machine when the
+    text gives one next to it (``info mtree`` and ``info mtree -f`` taken together)."""
+    from . import api
+    from .model import FlatDump, MtreeDump
+
+    trees, _ = api.split_kinds(dumps)
+    if not trees:
+        raise UsageError("no 'info mtree' tree in the input (flatten needs a tree)")
+    out = []
+    for i, d in enumerate(dumps):
+        if isinstance(d, MtreeDump):
+            near = [x for x in dumps[max(i - 1, 0) : i + 2] if isinstance(x, FlatDump)]
+            if len(trees) == 1:
+                near = [x for x in dumps if isinstance(x, FlatDump)]
+            out.append((d, near[:1]))
+    return out
+
+
+def _flatten_one(args: argparse.Namespace, tree: MtreeDump, flats: list[FlatDump]):
+    from . import api
     from .render import table as table_render
 
-    tree, flats = _tree_and_flats(_load(args))
     result = api.flatten(tree, [] if args.no_learn else flats)
     views = result.views
     if args.address_spaces:
@@ -567,10 +620,33 @@ def _sides(args: argparse.Namespace):
     if args.first == "-" and args.second == "-":
         raise UsageError("only one of the two inputs can be '-' (standard input)")
     sizes = api.parse_page_sizes(args.page_size or ["4K"])
+    live = bool(getattr(args, "qmp", None) or getattr(args, "domain", None))
+    if args.second is None and not live:
+        # one FILE and no running QEMU: a hand-made diff holding both sides
+        return _diff_paste_sides(args), sizes
     inputs = _inputs(args, [args.first, args.second], 2)
     lines = (args.first_dumps, args.second_dumps)
     sides = load_sides((text, name, ln) for (text, name), ln in zip(inputs, lines, strict=True))
     return sides, sizes
+
+
+def _diff_paste_sides(args: argparse.Namespace):
+    """One input holding a diff of two dumps: its before and after sides."""
+    from . import api
+    from .diff import side_from_dumps
+
+    dumps = api.load(args.first)
+    sides = []
+    for part, lines in (("before", args.first_dumps), ("after", args.second_dumps)):
+        mine = [d for d in dumps if d.part == part]
+        if not mine:
+            raise UsageError(
+                f"{args.first}: one input given, but it holds no diff of two dumps "
+                "(' ', '+' and '-' lines); give two inputs"
+            )
+        chosen = api.select_dumps(mine, args.first, lines)
+        sides.append(side_from_dumps(chosen, f"{args.first} ({part})", []))
+    return tuple(sides)
 
 
 def cmd_diff(args: argparse.Namespace) -> tuple[str, int]:

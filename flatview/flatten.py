@@ -18,6 +18,7 @@ from sortedcontainers import SortedKeyList
 
 from .model import (
     U64,
+    UNPASTED_ROOT,
     FlatRange,
     FlatView,
     FlatViewAS,
@@ -139,7 +140,11 @@ class _Renderer:
                 if not ro and target.type in ("ram", "ramd") and not self.know.flat_names:
                     self._maybe_readonly(mr, target, clip)
                 self.render(view, target, base - target.addr - mr.alias.offset, clip, ro, nv)
+            elif clip[0] < clip[1]:
+                self._unpasted(mr, clip, base)
             return
+        if mr.name == UNPASTED_ROOT and mr.line is not None and mr.subregions:
+            self._unpasted_parent(mr, base)
         if mr.subregions:
             for child in self.know.render_order(mr):
                 self.render(view, child, base, clip, ro, nv)
@@ -147,6 +152,42 @@ class _Renderer:
                 self._check_overlap(mr, members, why, base, clip)
         if self.terminates(mr):
             _fill_gaps(view, mr, base, clip, ro, nv)
+
+    def _unpasted(self, alias: MemoryRegion, clip: tuple[int, int], base: int) -> None:
+        """An alias whose target's ``memory-region:`` section was not pasted: what it
+        shows over its window is unknown (render_memory_region would render the target)."""
+        assert alias.alias is not None
+        self.ambiguities.append(
+            Ambiguity(
+                "alias target not pasted",
+                (alias,),
+                clip[0],
+                clip[1],
+                (
+                    f"the guest sees {alias.alias.target_name!r} from offset "
+                    f"{alias.alias.offset + clip[0] - base:#x}, whose section was not pasted",
+                    "left out of the view above: paste 'info mtree' whole to decide",
+                ),
+            )
+        )
+
+    def _unpasted_parent(self, mr: MemoryRegion, base: int) -> None:
+        """Rows pasted without the region that holds them: between and around them the
+        parent may render its own MMIO or RAM, or nothing (a pure container)."""
+        lo = min(base + c.addr for c in mr.subregions)
+        hi = max(base + c.addr + c.size for c in mr.subregions)
+        self.ambiguities.append(
+            Ambiguity(
+                "parent not pasted",
+                mr.subregions,
+                lo,
+                hi,
+                (
+                    "nothing between the pasted rows: their parent is a pure container",
+                    "the parent's own MMIO or RAM between them: paste its line to decide",
+                ),
+            )
+        )
 
     def _hidden(self, mr: MemoryRegion, base: int) -> None:
         """Subregions printed one level too deep: their parent is a disabled region QEMU
@@ -286,13 +327,21 @@ def _simplify(view: SortedKeyList) -> list[_Piece]:
     return out
 
 
+def _readonly_type(printed: str) -> str:
+    """The type a read-only range prints: ``rom``; QEMU <= 2.8 printed letters (readable,
+    writable: mtree_print_mr's ``%c%c``), there a read-only range reads ``R-``."""
+    if len(printed) == 2 and printed[0] in "R-" and printed[1] in "W-":
+        return printed[0] + "-"
+    return "rom"
+
+
 def _to_range(p: _Piece) -> FlatRange:
     mr = p.mr
     return FlatRange(
         start=p.start,
         size=p.size,
         priority=mr.priority,
-        type="rom" if p.readonly else mr.type,
+        type=_readonly_type(mr.type) if p.readonly else mr.type,
         name=mr.name,
         offset=p.offset,
         nonvolatile=p.nonvolatile,

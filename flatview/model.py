@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "U64",
+    "UNNAMED_AS",
+    "UNPASTED_ROOT",
     "AddressSpaceTree",
     "Alias",
     "Dump",
@@ -44,6 +46,11 @@ class Owner:
     parent: str | None = None
     orphan: bool = False
 
+
+# The name given to an address space whose `address-space:` heading was not pasted, and
+# to the root of pasted tree rows that have several roots (their parent was not pasted).
+UNNAMED_AS = "(unnamed: heading not pasted)"
+UNPASTED_ROOT = "(root not pasted)"
 
 U64 = 1 << 64  # sizes go up to exactly 2^64 (memory_region_init with UINT64_MAX)
 
@@ -149,6 +156,8 @@ class MtreeDump:
     file: str
     line: int
     diagnostics: tuple[str, ...] = ()
+    part: str | None = None  # "before"/"after": a side of a hand-made diff paste
+    partial: bool = False  # elided, headings or alias targets not pasted
 
     kind = "tree"
 
@@ -228,6 +237,8 @@ class FlatDump:
     file: str
     line: int
     diagnostics: tuple[str, ...] = field(default=())
+    part: str | None = None  # "before"/"after": a side of a hand-made diff paste
+    partial: bool = False  # elided, or rows without their FlatView header
 
     kind = "flat"
 

@@ -172,7 +172,10 @@ def test_every_command_reads_a_bundle_also_quoted_in_mail(tmp_path, quote):
     assert parsed.returncode == 0, parsed.stderr
     # the tree after '(qemu) info mtree', the flat view after '(qemu) info mtree -f'
     lines = text.splitlines()
-    rows = [r.split() for r in parsed.stdout.splitlines()[2:]]
+    out = parsed.stdout.splitlines()[2:]
+    # the bundle's '#' lines, prompts, info version and info pci parts are counted as prose
+    assert any(r.endswith(" lines skipped as elisions/prose") for r in out), out
+    rows = [r.split() for r in out if r.split()[1:2] == ["info"]]  # the dump rows
     assert [(int(r[0]), " ".join(r[1:3])) for r in rows[:1]] == [
         (lines.index("(qemu) info mtree") + 4, "info mtree")  # +2 prose lines, 1-based, next
     ]
@@ -246,7 +249,8 @@ def test_capture_qmp_writes_a_bundle_every_command_reads(tmp_path):
         ref = raw_qmp(sock, ["info mtree", "info mtree -f", "info pci"])
         live_advise = flatview("advise", "--qmp", sock)
         live_check = flatview("check", "--qmp", sock)
-        live_diff = flatview("diff", str(out), "--qmp", sock)
+        live_diff = flatview("diff", str(out), "--qmp", sock, "--json")
+        live_gate = flatview("gate", str(out), "--qmp", sock)
         live_map = flatview("map", "--qmp", sock, "-o", str(tmp_path / "map.svg"))
     print(f"capture --qmp: {elapsed:.2f} s (with interpreter start)")
     text = out.read_text()
@@ -266,8 +270,13 @@ def test_capture_qmp_writes_a_bundle_every_command_reads(tmp_path):
     assert [d.kind for d in dumps] == ["tree", "flat"]
     assert flatview("check", str(out)).returncode == 0
     assert flatview("flatten", str(out)).returncode == 0
-    for done in (live_check, live_diff, live_map):
+    for done in (live_check, live_diff, live_gate, live_map):
         assert done.returncode == 0, done.stderr
+    # one FILE and --qmp: FILE is the before, the running QEMU the after (not a diff paste)
+    sides = json.loads(live_diff.stdout)
+    assert sides["before"].startswith(f"{out} (info mtree at line"), sides
+    assert sides["after"].startswith(f"qmp:{sock} (info mtree at line"), sides
+    assert "PASS" in live_gate.stdout, live_gate.stdout
     assert live_check.stdout.endswith("OK\n")
     assert "<svg" in (tmp_path / "map.svg").read_text()
     # advise takes the BARs from the bundle's info pci: e1000e's MSI-X in BAR3 with 5

@@ -338,3 +338,25 @@ def test_why_lists_four_ranges_and_counts_the_rest(n: int) -> None:
     more = [f"and {n - 4} more range(s)"] if n > 4 else []
     assert parts[4:] == more
     assert [int(WHY.fullmatch(p)[5], 16) for p in parts[:4]] == holes[:4]
+
+
+def test_lost_pages_say_what_now_occupies_them() -> None:
+    """Each lost run names its state and what lies in it, read off the dump: with
+    x-no-mmap=on the vfio region `BDF BAR k` (memory_region_init_io, vfio_region_ops)
+    traps the whole page; back in its BAR, the msix-table traps and the rest of the page
+    is still the ramd mmap (direct, but not a whole page)."""
+    report = run_gate(tree("q35-base"), tree("q35-no-mmap"), 4 * K)
+    for reg in report.regressions:
+        for run in reg.pages:
+            assert run.state == "no-mmap"
+            assert {(p.name, p.what, p.type) for p in run.parts} == {
+                (f"{reg.device} BAR {reg.bar}", "trapped", "i/o")
+            }
+    report = run_gate(tree("q35-msix-relocation-bar"), tree("q35-base"), 4 * K)
+    for reg in report.regressions:
+        (run,) = reg.pages
+        assert (run.state, run.count) == ("msix-table", 1)
+        assert {(p.name, p.what) for p in run.parts} == {
+            ("msix-table", "msix-table"),
+            (f"{reg.device} BAR {reg.bar} mmaps[0]", "direct"),
+        }

@@ -112,6 +112,8 @@ def to_data(obj: Any) -> Any:
                 for s in obj.sections
             ],
             "diagnostics": list(obj.diagnostics),
+            "part": obj.part,
+            "partial": obj.partial,
         }
     if isinstance(obj, FlatDump):
         return {
@@ -120,6 +122,8 @@ def to_data(obj: Any) -> Any:
             "line": obj.line,
             "variant": dataclasses.asdict(obj.variant),
             "views": [flatview(v) for v in obj.views],
+            "part": obj.part,
+            "partial": obj.partial,
         }
     if isinstance(obj, FlattenResult):
         return {

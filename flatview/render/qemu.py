@@ -93,6 +93,9 @@ def format_flatview(view: FlatView, variant: Variant | None = None) -> list[str]
         if not view.rendered:
             return [*lines, f"  No rendered FlatView for address space '{name}'"]
         return lines + [format_range(r) for r in view.ranges]
+    if view.number is None and not view.address_spaces and view.root is None:
+        # rows pasted without their header: say so (this line reads back as prose)
+        return ["FlatView (header not pasted)"] + [format_range(r) for r in view.ranges]
     lines = [f"FlatView #{view.number if view.number is not None else 0}"]
     for a in view.address_spaces:
         alias = f", alias {a.root_alias}" if a.root_alias else ""

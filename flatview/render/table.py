@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from ..model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump
+from ..source import REWRITTEN
 from .layout import WIDTH, table, wrap, wrap_lines
 from .qemu import format_range
 from .units import addr, human_size
@@ -56,9 +57,26 @@ def summary_row(d: Dump) -> dict[str, object]:
 
 
 def dump_summary(dumps: Iterable[Dump], width: int | None = WIDTH) -> str:
+    dumps = list(dumps)
     rows = [summary_row(d) for d in dumps]
+    if any(d.part or d.partial for d in dumps):
+        for row, d in zip(rows, dumps, strict=True):
+            row["notes"] = ", ".join(n for n in (d.part, "partial" if d.partial else "") if n)
     heads = list(rows[0]) if rows else []
     return table([list(r.values()) for r in rows], heads, width)
+
+
+def cleanup_text(counts: dict[str, int], skipped: int) -> list[str]:
+    """What clean-up did to the text, so that no loss is silent (flatview.source)."""
+    out = []
+    if skipped:
+        out.append(f"{skipped} lines skipped as elisions/prose")
+    rewritten = {k: n for k, n in counts.items() if k in REWRITTEN}
+    if rewritten:
+        out.append(
+            "lines rewritten: " + ", ".join(f"{k} {n}" for k, n in sorted(rewritten.items()))
+        )
+    return out
 
 
 def kind_of(r: FlatRange) -> str:
