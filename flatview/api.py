@@ -38,6 +38,7 @@ __all__ = [
     "load",
     "load_reading",
     "machine",
+    "monitor_pci",
     "parse_page_sizes",
     "parse_text",
     "read_text",
@@ -65,6 +66,12 @@ def load(path: str) -> list[Dump]:
 def load_reading(path: str) -> Reading:
     """The dumps of a file and what clean-up dropped or rewrote to read them."""
     return read_text_dumps(read_text(path), path)
+
+
+def parse_reading(text: str, name: str = "-") -> Reading:
+    """The dumps of a text (a file read, a capture bundle) and what clean-up dropped or
+    rewrote to read them."""
+    return read_text_dumps(text, name)
 
 
 def split_kinds(dumps: Iterable[Dump]) -> tuple[list[MtreeDump], list[FlatDump]]:
@@ -175,8 +182,8 @@ def machine(dumps: Sequence[Dump], pci: Iterable[PciDevice] = ()) -> Machine:
 def inputs(
     text: str, name: str, extra_pci: Iterable[PciDevice] = (), lines: Sequence[int] = ()
 ) -> tuple[list[Dump], list[PciDevice]]:
-    """The dumps of one machine state (see select_dumps) and every PCI listing (lspci in
-    the text, plus ``extra_pci``) of one input."""
+    """The dumps of one machine state (see select_dumps) and every PCI listing (lspci and
+    the ``(qemu) info pci`` part of a bundle in the text, plus ``extra_pci``) of one input."""
     from .lspci import parse_lspci
 
     try:
@@ -185,7 +192,7 @@ def inputs(
         if "no 'info mtree' dump found" not in exc.msg and "empty input" not in exc.msg:
             raise
         dumps = []
-    pci = list(extra_pci)
+    pci = monitor_pci(text, name) + list(extra_pci)
     if any(word in text for word in _LSPCI_WORDS):  # a dump alone: skip the lspci pass
         try:
             pci = parse_lspci(text, name) + pci
@@ -201,6 +208,20 @@ def gather_devices(
     """Dumps and PCI listings of one input, reconciled into assigned devices (the dumps
     of one machine state: see select_dumps)."""
     return _gathered(machine(*inputs(text, name, extra_pci, lines)))
+
+
+def monitor_pci(text: str, name: str) -> list[PciDevice]:
+    """The devices of an ``(qemu) info pci`` part of a monitor session in the input (a
+    capture bundle, a pasted session); none when there is no such part or it is empty."""
+    from .infopci import parse_info_pci
+    from .source import monitor_part
+
+    if "info pci" not in text:  # most inputs: no scan of every line
+        return []
+    part = monitor_part(text, "info pci")
+    if part is None or not part.strip():
+        return []
+    return parse_info_pci(part, name)
 
 
 # Words every lspci block that says anything about BARs or MSI-X contains.

@@ -39,11 +39,84 @@ Command = Callable[[argparse.Namespace], tuple]
 
 def _add_input(p: argparse.ArgumentParser, many: bool = False) -> None:
     if many:
-        p.add_argument("files", nargs="+", metavar="FILE", help="dump files ('-' for stdin)")
+        p.add_argument("files", nargs="*", metavar="FILE", help="dump files ('-' for stdin)")
     else:
-        p.add_argument("file", metavar="FILE", help="dump file ('-' for stdin)")
+        p.add_argument("file", nargs="?", metavar="FILE", help="dump file ('-' for stdin)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_live(p)
     _add_wide(p)
+
+
+def _add_live(p: argparse.ArgumentParser) -> None:
+    """--qmp / --domain: capture a running QEMU in place of a FILE (every command that
+    reads dumps takes them; see _inputs)."""
+    g = p.add_argument_group("a running QEMU in place of a FILE (captured on the fly)")
+    g.add_argument("--qmp", metavar="SOCKET", help="QEMU's QMP unix socket (-qmp unix:SOCKET)")
+    g.add_argument("--domain", metavar="NAME", help="a running libvirt domain")
+    g.add_argument("--connect", metavar="URI", help="libvirt URI for --domain (as virsh -c)")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up waiting for QEMU or libvirt after this long (default 10, virsh 30)",
+    )
+
+
+def _capture_live(args: argparse.Namespace):
+    """The bundle of --qmp or --domain, or None when neither is given (captured once per
+    command, however many times its inputs are read)."""
+    if "_live" not in vars(args):
+        args._live = _capture_once(args)
+    return args._live
+
+
+def _capture_once(args: argparse.Namespace):
+    qmp, domain = getattr(args, "qmp", None), getattr(args, "domain", None)
+    if qmp and domain:
+        raise UsageError("give --qmp or --domain, not both")
+    if getattr(args, "connect", None) and not domain:
+        raise UsageError("--connect goes with --domain")
+    timeout = {} if args.timeout is None else {"timeout": args.timeout}
+    if qmp:
+        from .capture.qmp import capture_qmp
+
+        return capture_qmp(qmp, **timeout)
+    if domain:
+        from .capture.libvirt import capture_domain
+
+        return capture_domain(domain, args.connect, **timeout)
+    return None
+
+
+def _inputs(args: argparse.Namespace, files: Sequence[str | None], need: int = 0):
+    """(text, name) of each input: the FILEs given, then the running QEMU of --qmp /
+    --domain (captured once, read as its bundle).  ``need``: how many inputs the command
+    takes (0: one or more)."""
+    from . import api
+    from .capture.bundle import format_bundle
+
+    out = [(api.read_text(f), f) for f in files if f is not None]
+    bundle = _capture_live(args)
+    if bundle is not None:
+        out.append((format_bundle(bundle, __version__), bundle.source))
+    if not out:
+        raise UsageError(f"{args.command}: give a FILE, --qmp SOCKET or --domain NAME")
+    if need and len(out) != need:
+        raise UsageError(
+            f"{args.command} takes {need} input(s) (FILEs, or one of them --qmp SOCKET / "
+            f"--domain NAME); got {len(out)}"
+        )
+    return out
+
+
+def _reading(args: argparse.Namespace):
+    """The dumps of FILE, or of the running QEMU of --qmp / --domain, with what clean-up
+    did to read them; and the input's name."""
+    from . import api
+
+    [(text, name)] = _inputs(args, [args.file], 1)
+    return api.parse_reading(text, name), name
 
 
 def _add_wide(p: argparse.ArgumentParser) -> None:
@@ -130,6 +203,7 @@ def _parser() -> argparse.ArgumentParser:
         "sample at 64K pages)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_live(p)
     p.add_argument(
         "--lspci",
         action="append",
@@ -189,6 +263,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_qemu_version(p)
     _add_diff_parsers(sub)
+    _add_capture_parser(sub)
     _add_max_input(ap, sub)
     return ap
 
@@ -243,12 +318,13 @@ def _add_compare_options(p: argparse.ArgumentParser, first: str, second: str) ->
     p.add_argument("first", metavar=first.upper(), help="dump file ('-' for stdin)")
     p.add_argument(
         "second",
-        metavar=second.upper(),
         nargs="?",
-        help=f"dump file ('-' for stdin); without it, {first.upper()} is a diff of two "
-        "dumps (' ', '+', '-' lines) holding both",
+        metavar=second.upper(),
+        help=f"dump file ('-' for stdin); leave it out to capture it with --qmp / --domain, "
+        f"or when {first.upper()} is a diff of two dumps (' ', '+', '-' lines) holding both",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_live(p)
     _add_wide(p)
     _add_page_device_options(p)
     for side, dest in ((first, "first_dumps"), (second, "second_dumps")):
@@ -298,12 +374,11 @@ def _add_diff_parsers(sub) -> None:
         help="lspci -vvv output (where the MSI-X table and PBA really are), repeatable",
     )
     _add_page_device_options(p)
+    _add_live(p)
 
 
 def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
-    from . import api
-
-    reading = api.load_reading(args.file)
+    reading, _ = _reading(args)
     dumps, cleaned = reading.dumps, reading.cleaned
     if args.json:
         from .render import json as json_render
@@ -329,11 +404,10 @@ def cmd_parse(args: argparse.Namespace) -> tuple[str, int]:
 def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
     from . import api
 
-    dumps = api.load(args.file)
+    reading, name = _reading(args)
+    dumps = list(reading.dumps)
     if args.dump:
-        dumps = [
-            d for n in dict.fromkeys(args.dump) for d in api.select_dumps(dumps, args.file, [n])
-        ]
+        dumps = [d for n in dict.fromkeys(args.dump) for d in api.select_dumps(dumps, name, [n])]
     pairs = _trees_with_flats(dumps)
     if len(pairs) == 1:
         return _flatten_one(args, *pairs[0])
@@ -472,13 +546,14 @@ def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
     from .render import json as json_render
     from .vfio import kernel_era
 
-    if args.file is None and _stdin_has_input():
+    live = bool(args.qmp or args.domain)
+    if args.file is None and not live and _stdin_has_input():
         args.file = "-"  # `cat dump | flatview advise`
-    if args.file is None:
+    if args.file is None and not live:
         text, name = api.bundled_sample()
         sizes = api.parse_page_sizes(args.page_size or ["64K"])
     else:
-        text, name = api.read_text(args.file), args.file
+        [(text, name)] = _inputs(args, [args.file], 1)
         sizes = api.parse_page_sizes(args.page_size or ["4K"])
     extra = [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
     extra += [d for f in args.info_pci for d in parse_info_pci(api.read_text(f), f)]
@@ -548,7 +623,7 @@ def _stdin_has_input() -> bool:
 def cmd_check(args: argparse.Namespace) -> tuple[str, int]:
     from . import api
 
-    dumps = [d for f in args.files for d in api.load(f)]
+    dumps = [d for text, name in _inputs(args, args.files) for d in api.parse_text(text, name)]
     trees, flats = api.split_kinds(dumps)
     if len(trees) != len(flats) or not trees:
         raise UsageError(
@@ -588,12 +663,13 @@ def _sides(args: argparse.Namespace):
     if args.first == "-" and args.second == "-":
         raise UsageError("only one of the two inputs can be '-' (standard input)")
     sizes = api.parse_page_sizes(args.page_size or ["4K"])
-    if args.second is None:
+    live = bool(getattr(args, "qmp", None) or getattr(args, "domain", None))
+    if args.second is None and not live:
+        # one FILE and no running QEMU: a hand-made diff holding both sides
         return _diff_paste_sides(args), sizes
-    sides = load_sides(
-        (api.read_text(f), f, lines)
-        for f, lines in ((args.first, args.first_dumps), (args.second, args.second_dumps))
-    )
+    inputs = _inputs(args, [args.first, args.second], 2)
+    lines = (args.first_dumps, args.second_dumps)
+    sides = load_sides((text, name, ln) for (text, name), ln in zip(inputs, lines, strict=True))
     return sides, sizes
 
 
@@ -635,12 +711,14 @@ def cmd_gate(args: argparse.Namespace) -> tuple:
     from .gate import gate, parse_allow
     from .render import diff as diff_render
 
-    inputs = [args.first, args.second, *([args.allow] if args.allow else [])]
+    inputs = [f for f in (args.first, args.second, args.allow) if f]
     report_file = files.OutputFile(args.junit, "--junit", inputs) if args.junit else None
     html_file = files.OutputFile(args.html, "--html", inputs) if args.html else None
     if report_file is not None and html_file is not None and args.junit == args.html:
         raise UsageError(f"--junit and --html name the same file {args.junit!r}")
     rules = parse_allow(api.read_text(args.allow), args.allow) if args.allow else ()
+    if args.second is not None and os.path.isdir(args.first) and os.path.isdir(args.second):
+        return _gate_matrix(args, rules, report_file)
     (baseline, candidate), sizes = _sides(args)
     report = gate(baseline, candidate, sizes, args.device, rules)
     status = EXIT_OK if report.ok else EXIT_FINDING
@@ -664,6 +742,29 @@ def cmd_gate(args: argparse.Namespace) -> tuple:
     return out, status, reports
 
 
+def _gate_matrix(args: argparse.Namespace, rules, report_file) -> tuple:
+    """``gate BASELINE_DIR CANDIDATE_DIR``: the bundles of two matrix captures."""
+    from . import api
+    from .gate import gate_matrix
+    from .render import diff as diff_render
+    from .render import json as json_render
+    from .render.junit import junit_matrix_xml
+
+    if args.first_dumps or args.second_dumps or args.qmp or args.domain:
+        raise UsageError("gate of two folders takes no --...-dump, --qmp or --domain")
+    sizes = api.parse_page_sizes(args.page_size or ["4K"])
+    report = gate_matrix(args.first, args.second, sizes, args.device, rules)
+    status = EXIT_OK if report.ok else EXIT_FINDING
+    if args.json:
+        out = json_render.dumps_json("gate", diff_render.matrix_gate_data(report))
+    else:
+        out = diff_render.matrix_gate_text(report)
+    if report_file is None:
+        return out, status
+    report_file.stage(junit_matrix_xml(report))  # committed once the output is written
+    return out, status, [report_file]
+
+
 def _diff_picture(args: argparse.Namespace, title: str, fmt: str) -> str:
     from .diff import diff
     from .pictures import diff_picture
@@ -681,23 +782,119 @@ def cmd_map(args: argparse.Namespace) -> tuple:
     fmt = {"svg": "svg", "html": "html", "htm": "html"}.get(args.output.rpartition(".")[2].lower())
     if fmt is None:
         raise UsageError(f"-o: {args.output!r} must end in .svg or .html")
-    if len(args.inputs) > 2 or (len(args.inputs) == 2 and args.lspci):
+    live = 1 if args.qmp or args.domain else 0
+    count = len(args.inputs) + live
+    if count > 2 or (count == 2 and args.lspci):
         raise UsageError("map takes one input (with --lspci), or two: BEFORE AFTER")
     picture = files.OutputFile(args.output, "-o", [*args.inputs, *args.lspci])
-    if len(args.inputs) == 2:
-        args.first, args.second = args.inputs
+    if count == 2:
+        args.first, args.second = [*args.inputs, None][:2]
         args.first_dumps = args.second_dumps = []
         title = f"flatview map: {args.first} → {args.second}"
         picture.stage(_diff_picture(args, title, fmt))
         return "", EXIT_OK, [picture]
-    if args.inputs:
-        text, name = api.read_text(args.inputs[0]), args.inputs[0]
+    if count:
+        [(text, name)] = _inputs(args, args.inputs, 1)
     else:
         text, name = api.bundled_sample()
-    sizes = api.parse_page_sizes(args.page_size or ["4K" if args.inputs else "64K"])
+    sizes = api.parse_page_sizes(args.page_size or ["4K" if count else "64K"])
     extra = [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
     picture.stage(map_picture(text, name, sizes, args.device, extra, fmt))
     return "", EXIT_OK, [picture]
+
+
+def _write_file(path: str, text: str) -> None:
+    """Write all or nothing: a temporary file beside ``path``, then os.replace."""
+    from .capture.bundle import write_atomic
+
+    write_atomic(path, text)
+
+
+def cmd_capture(args: argparse.Namespace) -> tuple[str, int]:
+    """The three capture forms and the matrix (flatview.capture)."""
+    import time
+
+    from . import api
+    from .capture.bundle import format_bundle
+
+    forms = [bool(args.qmp or args.domain), bool(args.qemu_argv), bool(args.matrix)]
+    if sum(forms) != 1:
+        raise UsageError(
+            "capture needs one of: --qmp SOCKET, --domain NAME, -- QEMU ARGS..., "
+            "or --matrix MATRIX --qemu BINARY --out DIR"
+        )
+    timing = {} if args.timeout is None else {"timeout": args.timeout}
+    if args.matrix:
+        from .capture.matrix import load_matrix, run_matrix
+
+        if not args.qemu or not args.out_dir or args.output:
+            raise UsageError("--matrix takes --qemu BINARY and --out DIR (not -o)")
+        matrix = load_matrix(api.read_text(args.matrix), args.matrix)
+        done = run_matrix(
+            matrix,
+            args.qemu,
+            args.out_dir,
+            lambda path, b: _write_file(path, format_bundle(b, __version__)),
+            settle=args.settle,
+            **timing,
+        )
+        lines = [
+            f"{c.name}: {path} ({secs:.1f} s){''.join(f'; note: {n}' for n in notes)}"
+            for c, path, secs, notes in done
+        ]
+        return "\n".join(lines) + "\n", EXIT_OK
+    if args.qemu or args.out_dir:
+        raise UsageError("--qemu and --out go with --matrix")
+    if not args.output:
+        raise UsageError("capture needs -o FILE ('-' for standard output)")
+    t0 = time.monotonic()
+    if args.qemu_argv:
+        from .capture.launch import capture_launch
+
+        bundle = capture_launch(args.qemu_argv, paused=args.paused, settle=args.settle, **timing)
+    else:
+        bundle = _capture_live(args)
+    text = format_bundle(bundle, __version__)
+    notes = "".join(f"note: {n}\n" for n in bundle.notes)
+    if args.output == "-":
+        return text, EXIT_OK
+    _write_file(args.output, text)
+    secs = time.monotonic() - t0
+    return f"{args.output}: QEMU {bundle.version} ({bundle.source}), {secs:.2f} s\n{notes}", EXIT_OK
+
+
+def _add_capture_parser(sub) -> None:
+    from .capture.launch import DEFAULT_SETTLE
+
+    p = sub.add_parser(
+        "capture",
+        help="write a bundle (info mtree, -f, info pci, version) of a running or launched QEMU",
+        description="flatview capture --qmp SOCKET -o FILE | --domain NAME -o FILE | "
+        "-o FILE -- QEMU ARGS... | --matrix MATRIX --qemu BINARY --out DIR",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="the bundle ('-' for stdout)")
+    _add_live(p)
+    p.add_argument(
+        "--paused",
+        action="store_true",
+        help="launch with -S: capture before any guest code runs (no BAR mapped)",
+    )
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=DEFAULT_SETTLE,
+        metavar="SECONDS",
+        help="launch: the BAR map must stay the same this long (default %(default)s)",
+    )
+    p.add_argument("--matrix", metavar="MATRIX", help="TOML file of configurations")
+    p.add_argument("--qemu", metavar="BINARY", help="the QEMU binary for --matrix")
+    p.add_argument("--out", dest="out_dir", metavar="DIR", help="--matrix: one NAME.txt each")
+    p.add_argument(
+        "qemu_argv",
+        nargs="*",
+        metavar="-- QEMU ARGS",
+        help="launch this QEMU command line with a QMP socket of its own",
+    )
 
 
 COMMANDS: dict[str, Command] = {
@@ -707,6 +904,7 @@ COMMANDS: dict[str, Command] = {
     "advise": cmd_advise,
     "diff": cmd_diff,
     "gate": cmd_gate,
+    "capture": cmd_capture,
     "map": cmd_map,
 }
 

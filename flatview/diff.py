@@ -38,6 +38,7 @@ from .devices import DeviceFacts, system_view
 from .errors import UsageError
 from .model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump, walk
 from .pages import PageRun, Span, bar_pages, clip_runs, count_pages, run_spans, subtract_spans
+from .pci import PciDevice
 from .vfio import VFIO_NAME
 
 __all__ = [
@@ -95,20 +96,24 @@ class Side:
 select_dumps = api.select_dumps  # the dumps of one machine state (shared with advise)
 
 
-def side_from_dumps(dumps: Sequence[Dump], name: str, notes: Sequence[str] = ()) -> Side:
+def side_from_dumps(
+    dumps: Sequence[Dump], name: str, notes: Sequence[str] = (), pci: Sequence[PciDevice] = ()
+) -> Side:
     """A side from its dumps: a tree alone is flattened (its views recomputed)."""
-    m = api.machine(dumps)
+    m = api.machine(dumps, pci)
     if not m.views:
         raise UsageError(f"{name}: no dump to compare")
     return Side(name, m.tree, m.flat, m.views, m.view, m.facts, tuple(notes))
 
 
 def load_side(text: str, name: str, lines: Sequence[int] = ()) -> Side:
-    """Parse an input (file text, stdin, pasted mail) into a side.  Only the dumps are
-    read: lspci text in the same input is ignored."""
+    """Parse an input (file text, stdin, pasted mail) into a side.  The dumps are read,
+    and the ``(qemu) info pci`` part of a capture bundle or monitor session (the BARs of
+    QEMU-emulated devices); lspci text in the same input is ignored."""
     dumps = api.parse_text(text, name)
+    pci = api.monitor_pci(text, name)
     chosen = api.select_dumps(dumps, name, lines)
-    return side_from_dumps(chosen, name, _choice_notes(name, len(dumps), chosen, lines))
+    return side_from_dumps(chosen, name, _choice_notes(name, len(dumps), chosen, lines), pci)
 
 
 def _choice_notes(name: str, count: int, chosen: Sequence[Dump], lines: Sequence[int]):
@@ -134,7 +139,8 @@ def load_sides(inputs: Iterable[tuple[str, str, Sequence[int]]]) -> tuple[Side, 
             dumps = api.parse_text(text, name)
             chosen = api.select_dumps(dumps, name, lines)
             notes = _choice_notes(name, len(dumps), chosen, lines)
-            done[key] = side_from_dumps(chosen, name, notes), len(dumps)
+            pci = api.monitor_pci(text, name)
+            done[key] = side_from_dumps(chosen, name, notes, pci), len(dumps)
             sides.append(done[key][0])
             continue
         first, count = done[key]

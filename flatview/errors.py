@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "CaptureError",
     "FlatviewError",
     "FlatviewWarning",
     "SourceError",
@@ -53,6 +54,11 @@ class SourceError(FlatviewError):
             # One line, always: control characters (binary junk) are shown escaped.
             out += ": " + repr(shown)
         return out
+
+
+class CaptureError(FlatviewError):
+    """A running QEMU (or libvirt, or a QEMU being launched) could not be captured:
+    no socket, permission denied, no QMP greeting, QEMU exited, no such domain."""
 
 
 class FlatviewWarning(UserWarning):

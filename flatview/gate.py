@@ -34,7 +34,19 @@ from .diff import BarDiff, Side, bar_diffs, verdict
 from .errors import FlatviewError, SourceError, SourceLocation, UsageError
 from .pages import PageRun
 
-__all__ = ["AllowRule", "Check", "GateReport", "Regression", "gate", "parse_allow", "why_text"]
+__all__ = [
+    "AllowRule",
+    "Check",
+    "ConfigVerdict",
+    "GateReport",
+    "MatrixReport",
+    "Regression",
+    "gate",
+    "gate_matrix",
+    "pair_bundles",
+    "parse_allow",
+    "why_text",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,3 +245,92 @@ def gate(
     return GateReport(
         baseline.label, candidate.label, tuple(page_sizes), tuple(checks), unused, tuple(notes)
     )
+
+
+# ------------------------------------------------------------------ a matrix of bundles
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigVerdict:
+    """The gate of one configuration of a matrix (``flatview gate BASE_DIR CAND_DIR``)."""
+
+    name: str
+    status: str  # "pass", "regression", "missing" (no candidate), "nothing to gate", "new"
+    message: str
+    report: GateReport | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixReport:
+    baseline: str
+    candidate: str
+    page_sizes: tuple[int, ...]
+    verdicts: tuple[ConfigVerdict, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(v.status in ("regression", "missing") for v in self.verdicts)
+
+
+BUNDLE_SUFFIX = ".txt"
+
+
+def pair_bundles(baseline: str, candidate: str) -> list[tuple[str, str | None, str | None]]:
+    """(name, baseline file, candidate file) for every ``NAME.txt`` in either folder."""
+    import os
+
+    def names(folder: str) -> dict[str, str]:
+        try:
+            entries = sorted(os.listdir(folder))
+        except OSError as exc:
+            raise UsageError(f"{folder}: cannot list: {exc.strerror}") from None
+        return {
+            e[: -len(BUNDLE_SUFFIX)]: os.path.join(folder, e)
+            for e in entries
+            if e.endswith(BUNDLE_SUFFIX) and not e.startswith(".")
+        }
+
+    b, c = names(baseline), names(candidate)
+    if not b:
+        raise UsageError(f"{baseline}: no bundle (*{BUNDLE_SUFFIX}) to gate")
+    return [(n, b.get(n), c.get(n)) for n in sorted({*b, *c})]
+
+
+def gate_matrix(
+    baseline: str,
+    candidate: str,
+    page_sizes: Sequence[int],
+    devices: Iterable[str] = (),
+    allow: Sequence[AllowRule] = (),
+) -> MatrixReport:
+    """Gate every configuration: the bundles of ``baseline`` and ``candidate`` (folders
+    written by ``flatview capture --matrix``) paired by name, one verdict each."""
+    from .diff import load_side
+
+    verdicts = []
+    for name, b, c in pair_bundles(baseline, candidate):
+        if c is None:
+            verdicts.append(
+                ConfigVerdict(name, "missing", f"no {name}{BUNDLE_SUFFIX} in {candidate}")
+            )
+            continue
+        if b is None:
+            verdicts.append(ConfigVerdict(name, "new", f"not in {baseline}: nothing to compare"))
+            continue
+        sides = [load_side(api.read_text(p), p) for p in (b, c)]
+        try:
+            report = gate(sides[0], sides[1], page_sizes, devices, allow)
+        except UsageError as exc:
+            if "nothing to gate" not in str(exc):
+                raise
+            verdicts.append(
+                ConfigVerdict(
+                    name, "nothing to gate", "no assigned device and no device with MSI-X"
+                )
+            )
+            continue
+        status = "pass" if report.ok else "regression"
+        n = len(report.regressions)
+        msg = f"{len(report.checks)} check(s), {n} regression(s), {len(report.allowed)} allowed"
+        verdicts.append(ConfigVerdict(name, status, msg, report))
+    return MatrixReport(baseline, candidate, tuple(page_sizes), tuple(verdicts))

@@ -335,6 +335,18 @@ def test_one_input_without_a_diff_is_a_usage_error(tmp_path):
     assert proc.returncode == 2 and "holds no diff of two dumps" in proc.stderr
 
 
+@pytest.mark.parametrize("command", ["diff", "gate"])
+def test_one_input_with_qmp_is_compared_with_the_running_qemu(tmp_path, command):
+    """With --qmp, one FILE is the first side and the capture the second: the diff paste
+    is not read as both sides, the socket is asked (here: none, so one error line)."""
+    paste = tmp_path / "paste.txt"
+    paste.write_text(diff_paste(*(p.read_text() for p in PAIR), 10**6))
+    sock = tmp_path / "none"
+    proc = _run(command, str(paste), "--qmp", str(sock))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"flatview: {sock}: no such socket"), proc.stderr
+
+
 # ------------------------------------------------------------------ old formats
 
 

@@ -423,3 +423,37 @@ def gate_data(report: GateReport) -> dict[str, Any]:
         ],
         "notes": list(report.notes),
     }
+
+
+def matrix_gate_text(report) -> str:
+    """One verdict line per configuration, the regressions under it, then the total."""
+    out = [f"baseline:  {report.baseline}", f"candidate: {report.candidate}"]
+    for v in report.verdicts:
+        out.append(f"{v.status.upper():16} {v.name}: {v.message}")
+        if v.report is not None:
+            out += [f"    REGRESSION {gate_line(r)}" for r in v.report.regressions]
+    bad = [v.name for v in report.verdicts if v.status in ("regression", "missing")]
+    sizes = ", ".join(page_label(p) for p in report.page_sizes)
+    out.append(
+        f"{'PASS' if report.ok else 'FAIL'}: {len(report.verdicts)} configuration(s) at "
+        f"{sizes}: {len(bad)} failing{': ' + ', '.join(bad) if bad else ''}"
+    )
+    return "\n".join(out) + "\n"
+
+
+def matrix_gate_data(report) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "baseline": report.baseline,
+        "candidate": report.candidate,
+        "page_sizes": list(report.page_sizes),
+        "configurations": [
+            {
+                "name": v.name,
+                "status": v.status,
+                "message": v.message,
+                "gate": gate_data(v.report) if v.report is not None else None,
+            }
+            for v in report.verdicts
+        ],
+    }

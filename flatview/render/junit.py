@@ -14,8 +14,9 @@ import xml.etree.ElementTree as ET
 
 from ..gate import GateReport
 from .diff import gate_line, page_label
+from .diff import gate_text as diff_gate_text
 
-__all__ = ["SUITE", "junit_xml"]
+__all__ = ["SUITE", "junit_matrix_xml", "junit_xml"]
 
 SUITE = "flatview gate"
 
@@ -69,5 +70,42 @@ def junit_xml(report: GateReport) -> str:
     notes += list(report.notes)
     if notes:
         ET.SubElement(suite, "system-out").text = "\n".join(notes)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def junit_matrix_xml(report) -> str:
+    """A matrix gate (``flatview gate BASE_DIR CAND_DIR``) as JUnit: one ``<testcase>``
+    per configuration (``classname`` ``flatview gate``, ``name`` the configuration); a
+    regression or a missing candidate bundle is a ``<failure>``, a configuration with
+    nothing to gate or no baseline ``<skipped>``."""
+    from .diff import matrix_gate_text
+
+    failures = [v for v in report.verdicts if v.status in ("regression", "missing")]
+    skipped = [v for v in report.verdicts if v.status in ("nothing to gate", "new")]
+    counts = {"tests": str(len(report.verdicts)), "failures": str(len(failures))}
+    root = ET.Element("testsuites", name=SUITE, errors="0", time="0", **counts)
+    suite = ET.SubElement(
+        root, "testsuite", name=SUITE, errors="0", skipped=str(len(skipped)), time="0", **counts
+    )
+    props = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("baseline", report.baseline),
+        ("candidate", report.candidate),
+        ("page_sizes", ",".join(page_label(p) for p in report.page_sizes)),
+    ):
+        ET.SubElement(props, "property", name=name, value=value)
+    for v in report.verdicts:
+        case = ET.SubElement(suite, "testcase", classname=SUITE, name=v.name, time="0")
+        if v.status in ("regression", "missing"):
+            lines = [gate_line(r) for r in v.report.regressions] if v.report else [v.message]
+            fail = ET.SubElement(case, "failure", type=v.status, message=f"{v.name}: {v.message}")
+            fail.text = "\n".join(lines)
+        elif v.status in ("nothing to gate", "new"):
+            ET.SubElement(case, "skipped", message=v.message)
+        ET.SubElement(case, "system-out").text = (
+            diff_gate_text(v.report) if v.report is not None else v.message
+        )
+    ET.SubElement(suite, "system-out").text = matrix_gate_text(report)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -62,7 +62,7 @@ from .common import (
     Segment,
 )
 from .lines import Cleaner
-from .text import looks_quoted_printable, maybe_diff, qmp, qp_decode, zones
+from .text import looks_quoted_printable, maybe_diff, monitor_part, qmp, qp_decode, zones
 
 __all__ = [
     "CONTROL",
@@ -72,6 +72,7 @@ __all__ = [
     "Cleaned",
     "Segment",
     "clean",
+    "monitor_part",
     "segments",
     "strip_quote",
     "unquote_lines",

@@ -40,6 +40,8 @@ DUMP_LINE = (
 )
 IS_DUMP = re.compile(DUMP_LINE)
 PROMPT = re.compile(r"^\(qemu\)")
+# A prompt with the command typed after it (a capture bundle, a pasted monitor session).
+PROMPT_COMMAND = re.compile(r"^\(qemu\) ?(?P<command>.*)$")
 DISPATCH_TAB = re.compile(r"^\t[ \d.]+ skip=")
 # Control characters no dump line holds (tab, LF, FF and CR are handled as text).
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")

@@ -1,5 +1,6 @@
 """Whole-text forms, undone before lines are read: QMP replies, quoted-printable mail,
-hand-made diffs of two dumps (see flatview.source)."""
+hand-made diffs of two dumps (see flatview.source); and the part of a monitor session
+(a capture bundle, a paste) that one command printed."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from .common import (
     DIFF_HEADER,
     DIFF_HUNK,
     IS_DUMP,
+    PROMPT_COMMAND,
     QP_ESCAPE,
     QP_HINT,
+    QUOTE,
     QUOTE_MARKS,
 )
 
@@ -157,3 +160,23 @@ def _requoted(lines: list[tuple[int, str]], prefix: dict[int, str]) -> list[tupl
 
 def _diff_line(line: str) -> bool:
     return line[:1] in (" ", "+", "-", "\\") or line.startswith("@@ ") or not line
+
+
+def monitor_part(text: str, command: str) -> str | None:
+    """The output of ``(qemu) COMMAND`` in a monitor session (a bundle, a paste), with
+    every other line blanked so line numbers stay those of ``text``; None when the text
+    has no such prompt.  Mail quoting before the prompt is allowed."""
+    lines = text.splitlines()
+    keep = [False] * len(lines)
+    found = False
+    inside = False
+    for i, raw in enumerate(lines):
+        m = PROMPT_COMMAND.match(QUOTE.sub("", raw.rstrip(), count=1))
+        if m:
+            inside = " ".join(m["command"].split()) == command
+            found = found or inside
+        elif inside:
+            keep[i] = True
+    if not found:
+        return None
+    return "\n".join(line if k else "" for line, k in zip(lines, keep, strict=True)) + "\n"
