@@ -241,7 +241,18 @@ def test_ctrl_c_is_exit_130_with_one_line(tmp_path):
         text=True,
         cwd=ROOT,
     )
-    time.sleep(3)  # past the imports, into the wait (FIFO_WAIT is 10 s)
+    # Signal only once the child holds the FIFO open, i.e. it is past its imports and
+    # inside the wait (FIFO_WAIT is 10 s): a fixed sleep raced with a loaded machine.
+    fds = Path(f"/proc/{child.pid}/fd")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            if any(os.readlink(fd) == str(fifo) for fd in fds.iterdir()):
+                break
+        except OSError:
+            pass  # an fd closed while we looked: look again
+        time.sleep(0.05)
+    time.sleep(0.1)  # from open() into poll()
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
