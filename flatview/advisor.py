@@ -3,7 +3,7 @@ emulation, and which ``x-msix-relocation`` would recover them, at what cost.
 
 For every device and host page size it reports what the dump shows (when there is one),
 simulates each relocation option by building the MemoryRegion stack vfio-pci would
-build (flatview.vfio) and rendering it with the flattener, and ranks the valid options
+build (flatview.vfio.stack) and rendering it with the flattener, and ranks the valid options
 (pages recovered, then hazards, then added MMIO).  Rules: docs and
 /work/shared/spec/vfio-msix.md; QEMU functions named in flatview.vfio.
 """
@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import product
 
-from .devices import DeviceFacts
 from .flatten import flatten
 from .model import FlatView, MtreeDump
 from .pages import BarPages, bar_pages
-from .pci import PciDevice
 from .terminates import Knowledge
-from .vfio import (
+from .vfio.devices import DeviceFacts
+from .vfio.pci import PciDevice
+from .vfio.stack import (
     OPTIONS,
     PCI_ROM_SLOT,
     Relocation,
@@ -174,7 +174,7 @@ def era_words(era: str) -> str:
 
 def size_text(n: int) -> str:
     """Sizes in one style, as QEMU and lspci print them: 4K, 64K, 1M, 16G."""
-    from .devices import human
+    from .vfio.devices import human
 
     return human(n)
 

@@ -22,10 +22,10 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (4 ms a r
 
 if TYPE_CHECKING:  # the analyses are imported by the functions that run them
     from .check import CheckReport
-    from .devices import DeviceFacts
     from .flatten import FlattenResult
-    from .pci import PciDevice
     from .terminates import Version
+    from .vfio.devices import DeviceFacts
+    from .vfio.pci import PciDevice
 
 __all__ = [
     "Machine",
@@ -166,7 +166,7 @@ def select_dumps(dumps: Sequence[Dump], name: str, lines: Sequence[int] = ()) ->
 
 
 def machine(dumps: Sequence[Dump], pci: Iterable[PciDevice] = ()) -> Machine:
-    from .devices import gather, system_view
+    from .vfio.devices import gather, system_view
 
     trees, flats = split_kinds(dumps)
     tree = trees[0] if trees else None
@@ -184,7 +184,7 @@ def inputs(
 ) -> tuple[list[Dump], list[PciDevice]]:
     """The dumps of one machine state (see select_dumps) and every PCI listing (lspci and
     the ``(qemu) info pci`` part of a bundle in the text, plus ``extra_pci``) of one input."""
-    from .lspci import parse_lspci
+    from .vfio.lspci import parse_lspci
 
     try:
         dumps = parse_text(text, name)
@@ -213,8 +213,8 @@ def gather_devices(
 def monitor_pci(text: str, name: str) -> list[PciDevice]:
     """The devices of an ``(qemu) info pci`` part of a monitor session in the input (a
     capture bundle, a pasted session); none when there is no such part or it is empty."""
-    from .infopci import parse_info_pci
     from .source import monitor_part
+    from .vfio.infopci import parse_info_pci
 
     if "info pci" not in text:  # most inputs: no scan of every line
         return []
@@ -284,7 +284,7 @@ def advise_on(
     from dataclasses import replace
 
     from .advisor import advise as _advise
-    from .devices import fact_changes
+    from .vfio.devices import fact_changes
 
     sizes = list(page_sizes)
     m = machine(dumps, pci)

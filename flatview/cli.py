@@ -132,7 +132,7 @@ def _width(args: argparse.Namespace) -> int | None:
 
 
 def _relocation_option(value: str) -> str:
-    from .vfio import OPTIONS  # only when the option is given: --help stays light
+    from .vfio.stack import OPTIONS  # only when the option is given: --help stays light
 
     if value not in OPTIONS:
         choices = ", ".join(repr(o) for o in OPTIONS)
@@ -540,11 +540,11 @@ def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
 
 def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
     from . import api
-    from .infopci import parse_info_pci
-    from .lspci import parse_lspci
     from .render import advice as advice_render
     from .render import json as json_render
-    from .vfio import kernel_era
+    from .vfio.infopci import parse_info_pci
+    from .vfio.lspci import parse_lspci
+    from .vfio.stack import kernel_era
 
     live = bool(args.qmp or args.domain)
     if args.file is None and not live and _stdin_has_input():
@@ -776,8 +776,8 @@ def _diff_picture(args: argparse.Namespace, title: str, fmt: str) -> str:
 
 def cmd_map(args: argparse.Namespace) -> tuple:
     from . import api
-    from .lspci import parse_lspci
     from .pictures import map_picture
+    from .vfio.lspci import parse_lspci
 
     fmt = {"svg": "svg", "html": "html", "htm": "html"}.get(args.output.rpartition(".")[2].lower())
     if fmt is None:

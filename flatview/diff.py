@@ -34,12 +34,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from . import api
-from .devices import DeviceFacts, system_view
 from .errors import UsageError
 from .model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump, walk
 from .pages import PageRun, Span, bar_pages, clip_runs, count_pages, run_spans, subtract_spans
-from .pci import PciDevice
-from .vfio import VFIO_NAME
+from .vfio.devices import DeviceFacts, system_view
+from .vfio.pci import PciDevice
+from .vfio.stack import VFIO_NAME
 
 __all__ = [
     "BarDiff",

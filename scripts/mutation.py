@@ -35,6 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # module -> the fast test files that exercise it
+# Modules that live in a subpackage.
+PATHS = {"vfio": "flatview/vfio/stack.py"}
+
 MODULES: dict[str, list[str]] = {
     "flatten": [
         "tests/test_flatten.py",
@@ -76,7 +79,7 @@ def scratch_copy(dest: Path, module: str) -> None:
         text[:table]
         + "[tool.mutmut]\n"
         + 'source_paths = ["flatview"]\n'
-        + f'only_mutate = ["flatview/{module}.py"]\n'
+        + f'only_mutate = ["{PATHS.get(module, f"flatview/{module}.py")}"]\n'
         + 'also_copy = ["grammars", "samples"]\n'
         + f"pytest_add_cli_args_test_selection = {_toml_list(MODULES[module])}\n"
         + 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'

@@ -24,9 +24,9 @@ import pytest
 
 from flatview import api
 from flatview.errors import UsageError
-from flatview.infopci import parse_info_pci
-from flatview.lspci import parse_lspci
-from flatview.vfio import relocate
+from flatview.vfio.infopci import parse_info_pci
+from flatview.vfio.lspci import parse_lspci
+from flatview.vfio.stack import relocate
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"

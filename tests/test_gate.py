@@ -28,15 +28,15 @@ import pytest
 
 from flatview import api
 from flatview.advisor import simulate
-from flatview.devices import DeviceFacts
 from flatview.diff import load_side
 from flatview.errors import SourceError, UsageError
 from flatview.gate import gate, parse_allow
-from flatview.lspci import parse_lspci
-from flatview.pci import PciDevice
 from flatview.render.diff import gate_data, gate_text
 from flatview.render.qemu import format_flatview, format_mtree
-from flatview.vfio import relocate
+from flatview.vfio.devices import DeviceFacts
+from flatview.vfio.lspci import parse_lspci
+from flatview.vfio.pci import PciDevice
+from flatview.vfio.stack import relocate
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "tests" / "fixtures" / "seeds"

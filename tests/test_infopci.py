@@ -1,4 +1,4 @@
-"""flatview.infopci: real QEMU 7.2 captures (tests/fixtures/info-pci), spec examples,
+"""flatview.vfio.infopci: real QEMU 7.2 captures (tests/fixtures/info-pci), spec examples,
 the QEMU >= 9.1 format, QMP query-pci, and bad input."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from flatview.errors import SourceError
-from flatview.infopci import parse_info_pci, parse_query_pci
-from flatview.pci import PciDevice
+from flatview.vfio.infopci import parse_info_pci, parse_query_pci
+from flatview.vfio.pci import PciDevice
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "info-pci"
 

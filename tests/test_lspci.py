@@ -1,4 +1,4 @@
-"""flatview.lspci: real lspci excerpts from the seed mails and the spec, and bad input."""
+"""flatview.vfio.lspci: real lspci excerpts from the seed mails and the spec, and bad input."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from flatview.errors import SourceError
-from flatview.lspci import UNKNOWN_ADDRESS, parse_lspci
-from flatview.pci import PciDevice
+from flatview.vfio.lspci import UNKNOWN_ADDRESS, parse_lspci
+from flatview.vfio.pci import PciDevice
 
 SEEDS = Path(__file__).resolve().parent / "fixtures" / "seeds"
 

@@ -21,11 +21,11 @@ import pytest
 
 from flatview import api
 from flatview.advisor import simulate
-from flatview.infopci import parse_info_pci
-from flatview.lspci import parse_lspci
 from flatview.model import walk
 from flatview.render.advice import advice_data
-from flatview.vfio import place_bars
+from flatview.vfio.infopci import parse_info_pci
+from flatview.vfio.lspci import parse_lspci
+from flatview.vfio.stack import place_bars
 
 ROOT = Path(__file__).resolve().parents[1]
 # test_vfio_samples_qemu10.py runs this module again on the QEMU 10 corpus (CORPUS set)

@@ -1,4 +1,4 @@
-"""flatview.vfio: QEMU's vfio_pci_relocate_msix (validity, QEMU's error text, new BAR
+"""flatview.vfio.stack: QEMU's vfio_pci_relocate_msix (validity, QEMU's error text, new BAR
 sizes and types), the mmap areas per host-kernel era, kernel_era, msix_relocation_size,
 and the simulated MemoryRegion stack against the real dumps of seed 003.
 
@@ -14,11 +14,11 @@ import pytest
 
 from flatview import api
 from flatview.advisor import simulate
-from flatview.devices import DeviceFacts
-from flatview.lspci import parse_lspci
 from flatview.model import walk
-from flatview.pci import MsixCapability, PciBar, PciDevice
-from flatview.vfio import (
+from flatview.vfio.devices import DeviceFacts
+from flatview.vfio.lspci import parse_lspci
+from flatview.vfio.pci import MsixCapability, PciBar, PciDevice
+from flatview.vfio.stack import (
     GuestBar,
     build_stack,
     kernel_era,
@@ -668,7 +668,7 @@ def test_build_stack_places_each_base_bar_at_its_guest_address():
     dev = sas3008()
     reloc = relocate(dev, "bar5", P4K)
     bases = {1: 0x10000000, 3: 0x10040000, 5: 0x10080000}
-    from flatview.vfio import StackOptions
+    from flatview.vfio.stack import StackOptions
 
     tree = build_stack(dev, reloc, bases, dev.msix, StackOptions(P4K, "E2"))
     for k, g in bases.items():

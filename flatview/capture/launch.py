@@ -57,7 +57,7 @@ class _Qemu:
 def bar_map(info_pci: str) -> tuple[tuple[str, int, int], ...] | None:
     """The mapped BARs in ``info pci`` text, (device, BAR, address) each; None when no
     device has a BAR at all (no PCI bus: microvm, isapc), so there is nothing to wait for."""
-    from ..infopci import parse_info_pci
+    from ..vfio.infopci import parse_info_pci
 
     try:
         devices = parse_info_pci(info_pci, "info pci")

@@ -13,7 +13,7 @@ from ..advisor import DeviceAdvice
 from ..diff import DiffReport, Side
 from ..errors import UsageError
 from ..model import FlatView
-from ..pci import PciDevice
+from ..vfio.pci import PciDevice
 from .html import to_html
 from .layout import layout
 from .model import Picture, from_advice, from_diff

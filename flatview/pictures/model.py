@@ -17,7 +17,7 @@ from .. import pages
 from ..advisor import DeviceAdvice
 from ..diff import BarDiff, BarFigures, DiffReport, Side
 from ..model import FlatView
-from ..pci import MsixCapability
+from ..vfio.pci import MsixCapability
 
 __all__ = [
     "STATES",

@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import SourceError, SourceLocation
+from ..errors import SourceError, SourceLocation
+from ..source import unquote_lines
 from .pci import PciBar, PciDevice
-from .source import unquote_lines
 
 __all__ = ["parse_info_pci", "parse_query_pci"]
 

@@ -36,9 +36,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .errors import SourceError, SourceLocation
+from ..errors import SourceError, SourceLocation
+from ..source import unquote_lines
 from .pci import MsixCapability, PciBar, PciDevice
-from .source import unquote_lines
 
 __all__ = ["UNKNOWN_ADDRESS", "parse_lspci"]
 

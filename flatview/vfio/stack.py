@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from .errors import UsageError
-from .model import U64, AddressSpaceTree, MemoryRegion, MtreeDump, Variant
+from ..errors import UsageError
+from ..model import U64, AddressSpaceTree, MemoryRegion, MtreeDump, Variant
 from .pci import MsixCapability, PciDevice, pba_size, table_size
 
 __all__ = [

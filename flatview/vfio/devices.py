@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from .flatten import FlattenResult
-from .model import FlatRange, FlatView, MemoryRegion, MtreeDump, walk
+from ..flatten import FlattenResult
+from ..model import FlatRange, FlatView, MemoryRegion, MtreeDump, walk
 from .pci import MsixCapability, PciBar, PciDevice
-from .vfio import VFIO_NAME
+from .stack import VFIO_NAME
 
 __all__ = [
     "DeviceFacts",
@@ -295,7 +295,7 @@ def _msix_facts(m: MsixCapability | None, src: str, pba_src: str | None = None) 
 
 def human(n: int) -> str:
     """Sizes in the one style every renderer uses: 4K, 1M, 16G (render.units)."""
-    from .render.units import human_size
+    from ..render.units import human_size
 
     return human_size(n)
 
