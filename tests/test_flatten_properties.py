@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from flatview.build import read_dumps
@@ -33,6 +33,7 @@ from flatview.model import (
     MtreeDump,
     RegionSection,
     Variant,
+    walk,
 )
 from flatview.render.qemu import format_mtree
 from flatview.terminates import Knowledge
@@ -423,6 +424,16 @@ def test_simplify_leaves_no_two_mergeable_neighbours(sc):
 @SETTINGS
 @given(scenarios())
 def test_the_tree_printed_as_qemu_text_and_read_back_flattens_the_same(sc):
+    # QEMU prints a 1-byte region and a 0-byte one alike (``S-S``); flatview reads a one
+    # printed that way with a subregion past its first byte as empty (a guess it lists,
+    # terminates.py), so such a tree cannot round-trip through the text.
+    assume(
+        not any(
+            mr.size == 1 and any(c.addr >= 1 for c in mr.subregions)
+            for top in (sc.root, *sc.targets)
+            for mr, _depth in walk(top)
+        )
+    )
     dump = sc.dump()
     _, view = the_view(sc)
     text = format_mtree(dump)
