@@ -50,9 +50,14 @@ class SourceError(FlatviewError):
     def __str__(self) -> str:
         out = f"{self.loc}: {self.msg}"
         if self.text is not None:
-            shown = self.text if len(self.text) <= 120 else self.text[:117] + "..."
-            # One line, always: control characters (binary junk) are shown escaped.
-            out += ": " + repr(shown)
+            # One line, always: control characters (binary junk) are shown escaped, and
+            # the excerpt is cut after escaping (a NUL is four characters shown).
+            shown = repr(self.text)
+            if len(shown) > 122:
+                cut = shown[:118]
+                cut = cut[: cut.rfind("\\", 108)] if "\\" in cut[108:] else cut  # no half escape
+                shown = cut + "..." + shown[0]
+            out += ": " + shown
         return out
 
 
