@@ -184,13 +184,9 @@ def _parser() -> argparse.ArgumentParser:
         help="ignore QEMU's own flat view in the input when deciding what terminates",
     )
     _add_qemu_version(p)
-    p.add_argument(
-        "--dump",
-        action="append",
-        type=int,
-        default=[],
-        metavar="LINE",
-        help="only the tree starting at this line, as 'flatview parse' lists them "
+    _add_dump(
+        p,
+        "only the tree starting at this line, as 'flatview parse' lists them "
         "(repeatable; default: every tree in the input)",
     )
 
@@ -219,14 +215,10 @@ def _parser() -> argparse.ArgumentParser:
         help="QEMU 'info pci' output, repeatable",
     )
     _add_page_device_options(p)
-    p.add_argument(
-        "--dump",
-        action="append",
-        type=int,
-        default=[],
-        metavar="LINE",
-        help="the dump(s) starting at this line, as 'flatview parse' lists them (default: the "
-        "first dump, with the next one if it is of the other kind)",
+    _add_dump(
+        p,
+        "the dump(s) starting at this line, as 'flatview parse' lists them (default: "
+        "the first dump, with the next one if it is of the other kind)",
     )
     p.add_argument(
         "--kernel",
@@ -294,6 +286,11 @@ def _add_max_input(ap: argparse.ArgumentParser, sub) -> None:
     ap.add_argument("--max-input", metavar="SIZE", help=text)
     for p in sub.choices.values():
         p.add_argument("--max-input", metavar="SIZE", help=text, default=argparse.SUPPRESS)
+
+
+def _add_dump(p: argparse.ArgumentParser, text: str) -> None:
+    """--dump LINE (repeatable): pick dumps of the input by the line they start at."""
+    p.add_argument("--dump", action="append", type=int, default=[], metavar="LINE", help=text)
 
 
 def _add_page_device_options(p: argparse.ArgumentParser) -> None:
