@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import warnings
@@ -94,11 +93,12 @@ def _inputs(args: argparse.Namespace, files: Sequence[str | None], need: int = 0
     --domain (captured once, read as its bundle).  ``need``: how many inputs the command
     takes (0: one or more)."""
     from . import api
-    from .capture.bundle import format_bundle
 
     out = [(api.read_text(f), f) for f in files if f is not None]
     bundle = _capture_live(args)
     if bundle is not None:
+        from .capture.bundle import format_bundle
+
         out.append((format_bundle(bundle, __version__), bundle.source))
     if not out:
         raise UsageError(f"{args.command}: give a FILE, --qmp SOCKET or --domain NAME")
@@ -430,6 +430,8 @@ def cmd_flatten(args: argparse.Namespace) -> tuple[str, int]:
         return _flatten_one(args, *pairs[0])
     outs = [_flatten_one(args, tree, flats) for tree, flats in pairs]
     if args.json:
+        import json
+
         from .render import json as json_render
 
         docs = []

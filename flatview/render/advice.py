@@ -83,6 +83,9 @@ class _Out:
     def __init__(self, wide: bool) -> None:
         self.wide = wide
         self.lines: list[str] = []
+        # Devices of one model share their tables (their rows name no device): each is
+        # laid out once; tabulate costs ~0.6 ms a table, 260 tables for 130 devices.
+        self._tables: dict[tuple, list[str]] = {}
 
     def text(self, line: str, indent: str = "   ", more: str = "     ") -> None:
         if self.wide:
@@ -101,14 +104,18 @@ class _Out:
         )
 
     def table(self, rows: list[list[Any]], headers: list[str], widths: list[int | None]) -> None:
-        text = tabulate(
-            rows,
-            headers=headers,
-            maxcolwidths=None if self.wide else widths,
-            disable_numparse=True,
-            tablefmt="plain",
-        )
-        self.lines.extend("   " + line for line in text.splitlines())
+        key = (tuple(map(tuple, rows)), tuple(headers), tuple(widths))
+        lines = self._tables.get(key)
+        if lines is None:
+            text = tabulate(
+                rows,
+                headers=headers,
+                maxcolwidths=None if self.wide else widths,
+                disable_numparse=True,
+                tablefmt="plain",
+            )
+            lines = self._tables[key] = ["   " + line for line in text.splitlines()]
+        self.lines.extend(lines)
 
 
 def _title(a: DeviceAdvice) -> str:
