@@ -487,8 +487,8 @@ def _flatten_one(args: argparse.Namespace, tree: MtreeDump, flats: list[FlatDump
         return table_render.visibility_text(vis, _width(args)), EXIT_OK
     from .terminates import infer_version
 
-    evidence = infer_version(tree)
     if args.json:
+        evidence = infer_version(tree)
         payload = json_render.to_data(result)
         payload["views"] = [json_render.flatview(v) for v in views]
         payload["qemu_version"] = {
@@ -526,6 +526,7 @@ def _flatten_one(args: argparse.Namespace, tree: MtreeDump, flats: list[FlatDump
     width = _width(args)
     notes = table_render.guesses_text(result, None if width is None else width - 2)
     if args.qemu_version or any(a.kind == "version-dependent" for a in result.ambiguities):
+        evidence = infer_version(tree)  # only when it is reported: it walks the tree again
         given = args.qemu_version
         note = (
             f"QEMU version {given[0]}.{given[1]} (--qemu-version); the text shows: "

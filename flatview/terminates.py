@@ -325,8 +325,13 @@ class Knowledge:
         shown = {r.name for f in flats for v in f.views for r in v.ranges}
         if not shown:
             return cls(qemu_version=qemu_version, evidence=evidence)
-        leaves = {mr.name for mr, _ in dump.regions() if not mr.subregions and not mr.alias}
-        parents = {mr.name for mr, _ in dump.regions() if mr.subregions}
+        leaves: set[str] = set()
+        parents: set[str] = set()
+        for mr, _ in dump.regions():
+            if mr.subregions:
+                parents.add(mr.name)
+            elif mr.alias is None:
+                leaves.add(mr.name)
         learned = {n for n in shown if n not in parents or n not in leaves}
         return cls(flat_names=frozenset(learned), qemu_version=qemu_version, evidence=evidence)
 
