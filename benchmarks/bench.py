@@ -17,7 +17,7 @@ floors are measured in the same run, interleaved with the figures they bound:
                    builds nothing, the cheapest any Python line parser could do.
 
 flatview runs as the ``flatview`` console script does (``from flatview.cli import
-main``) from the repository root, so the working tree is what is measured.  The inputs
+run``) from the repository root, so the working tree is what is measured.  The inputs
 (see benchmarks/README.md) are real samples, or made from them in a temporary folder
 that is removed at exit: nothing is written to the repository.
 """
@@ -60,7 +60,7 @@ for path in sys.argv[1:]:
     for line in open(path, encoding="utf-8").read().splitlines():
         m = REGION_RE.match(line)
 """
-FLATVIEW = "import sys; from flatview.cli import main; sys.exit(main())"
+FLATVIEW = "from flatview.cli import run; run()"
 # Appended to every child: its own peak RSS (VmHWM) on stderr at exit.  A child's
 # ru_maxrss would start at this parent's peak (Linux keeps it across fork and exec).
 HWM = (
