@@ -218,11 +218,11 @@ def gather_devices(
 def monitor_pci(text: str, name: str) -> list[PciDevice]:
     """The devices of an ``(qemu) info pci`` part of a monitor session in the input (a
     capture bundle, a pasted session); none when there is no such part or it is empty."""
+    if "info pci" not in text:  # most inputs: no scan of every line (nor these imports)
+        return []
     from .source import monitor_part
     from .vfio.infopci import parse_info_pci
 
-    if "info pci" not in text:  # most inputs: no scan of every line
-        return []
     part = monitor_part(text, "info pci")
     if part is None or not part.strip():
         return []

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from sortedcontainers import SortedKeyList
+# the module, not the package: its __init__ also imports SortedDict and SortedSet
+from sortedcontainers.sortedlist import SortedKeyList
 
 from .model import (
     U64,
