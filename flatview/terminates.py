@@ -398,6 +398,9 @@ class Knowledge:
         cached = self._order.get(id(mr))
         if cached is not None:
             return cached
+        if len(mr.subregions) < 2:  # most containers: nothing to order, nothing overlaps
+            self._order[id(mr)] = mr.subregions
+            return mr.subregions
         # Stable sort: at one address print order is list order; among overlapping
         # equal-priority siblings at different addresses the later-printed (higher) one
         # was added last in every real dump seen (an overlay on the region below it).

@@ -86,22 +86,24 @@ class _Out:
         # Devices of one model share their tables (their rows name no device): each is
         # laid out once; tabulate costs ~0.6 ms a table, 260 tables for 130 devices.
         self._tables: dict[tuple, list[str]] = {}
+        self._wrapped: dict[tuple[str, str, str], list[str]] = {}
 
     def text(self, line: str, indent: str = "   ", more: str = "     ") -> None:
         if self.wide:
             self.lines.append(indent + line)
             return
-        self.lines.extend(
-            textwrap.wrap(
+        key = (line, indent, more)  # notes repeat from device to device: wrap each once
+        lines = self._wrapped.get(key)
+        if lines is None:
+            lines = self._wrapped[key] = textwrap.wrap(
                 line,
                 WIDTH,
                 initial_indent=indent,
                 subsequent_indent=more,
                 break_on_hyphens=False,
                 break_long_words=False,
-            )
-            or [indent.rstrip()]
-        )
+            ) or [indent.rstrip()]
+        self.lines.extend(lines)
 
     def table(self, rows: list[list[Any]], headers: list[str], widths: list[int | None]) -> None:
         key = (tuple(map(tuple, rows)), tuple(headers), tuple(widths))
