@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from itertools import product
 
 from .flatten import flatten
@@ -172,6 +173,7 @@ def era_words(era: str) -> str:
     return ERA_WORDS.get(era, era)
 
 
+@cache  # a report asks for the same few sizes thousands of times
 def size_text(n: int) -> str:
     """Sizes in one style, as QEMU and lspci print them: 4K, 64K, 1M, 16G."""
     from .vfio.devices import human
