@@ -49,7 +49,12 @@ MODULES: dict[str, list[str]] = {
         "tests/test_tiebreak_samples.py",
         "tests/test_check.py",
     ],
-    "pages": ["tests/test_gate_vfio.py", "tests/test_vfio_samples.py", "tests/test_diff.py"],
+    "pages": [
+        "tests/test_pages.py",
+        "tests/test_gate_vfio.py",
+        "tests/test_vfio_samples.py",
+        "tests/test_diff.py",
+    ],
     "gate": ["tests/test_gate.py", "tests/test_gate_vfio.py", "tests/test_junit.py"],
     "diff": ["tests/test_diff.py", "tests/test_gate_vfio.py", "tests/test_gate.py"],
     "vfio": ["tests/test_vfio_sim.py", "tests/test_advisor.py", "tests/test_advisor_notes.py"],
@@ -93,7 +98,8 @@ def run_module(module: str, work: Path, timeout: float, jobs: int) -> dict:
     if where.exists():
         shutil.rmtree(where)
     scratch_copy(where, module)
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    # FLATVIEW_MUTATION: fixed, fewer hypothesis examples per mutant (tests/conftest.py)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "FLATVIEW_MUTATION": "1"}
     t0 = time.monotonic()
     cmd = ["nice", "-n", "15", sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)]
     try:
