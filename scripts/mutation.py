@@ -47,13 +47,11 @@ MODULES: dict[str, list[str]] = {
     "terminates": [
         "tests/test_flatten.py",
         "tests/test_tiebreak_samples.py",
-        "tests/test_check.py",
     ],
     "pages": [
         "tests/test_pages.py",
         "tests/test_gate_vfio.py",
         "tests/test_vfio_samples.py",
-        "tests/test_diff.py",
     ],
     "gate": ["tests/test_gate.py", "tests/test_gate_vfio.py", "tests/test_junit.py"],
     "diff": ["tests/test_diff.py", "tests/test_gate_vfio.py", "tests/test_gate.py"],
@@ -88,6 +86,8 @@ def scratch_copy(dest: Path, module: str) -> None:
         + 'also_copy = ["grammars", "samples"]\n'
         + f"pytest_add_cli_args_test_selection = {_toml_list(MODULES[module])}\n"
         + 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+        # one process imports the tests (lark grammars, samples) once and forks per mutant
+        + 'process_isolation = "forkserver"\n'
         + tail
     )
     py.write_text(text)
