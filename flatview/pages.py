@@ -134,15 +134,13 @@ def bar_pages(
     size: int,
     guest_size: int,
     page: int,
-    is_io: bool = False,
     is_64bit: bool = False,
     kvm_labels: bool = False,
     msix_only: bool = False,
 ) -> BarPages:
-    """Pages of ``[guest_base, guest_base + size)`` against the view's ``ranges``."""
+    """Pages of the memory BAR ``[guest_base, guest_base + size)`` against the view's
+    ``ranges`` (an I/O BAR has no host pages: callers build its :class:`BarPages`)."""
     g = guest_base
-    if is_io:
-        return BarPages(index, size, g, guest_size, page, True, is_64bit, 0, size, 0, 0, ())
     inside = [r for r in ranges if r.start < g + guest_size and r.end > g]
     ramd = [r for r in inside if r.type == "ramd"]
     ramd_bytes = sum(min(r.end, g + size) - max(r.start, g) for r in ramd if r.start < g + size)

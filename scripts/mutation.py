@@ -55,7 +55,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "gate": ["tests/test_gate.py", "tests/test_gate_vfio.py", "tests/test_junit.py"],
     "diff": ["tests/test_diff.py", "tests/test_gate_vfio.py", "tests/test_gate.py"],
-    "vfio": ["tests/test_vfio_sim.py", "tests/test_advisor.py", "tests/test_advisor_notes.py"],
+    "vfio": ["tests/test_vfio_sim.py", "tests/test_advisor_notes.py"],
 }
 
 
