@@ -136,9 +136,37 @@ def test_runs_match_a_page_by_page_walk(seed):
     assert [(o, d) for o, d, _ in got] == [(o, d) for o, d, _ in expected]
     for (o, _, names), (_, _, want) in zip(got, expected, strict=True):
         assert names == want, hex(o)
-    assert bp.pages_total == len(expected)
+    assert bp.pages_total == len(expected) and type(bp.pages_total) is int
     assert bp.pages_lost == sum(1 for _, d, _ in expected if not d)
     assert all(a.end == b.start for a, b in zip(bp.runs, bp.runs[1:], strict=False))
+
+    def kind(x: FlatRange) -> str:  # what each kind of range made above is
+        return {"msix-table": "msix-table", "vfio-quirk": "quirk"}.get(
+            x.name, "direct" if x.type == "ramd" else "trapped"
+        )
+
+    # a run's parts: each range clipped to the run and the BAR's start (offsets from base)
+    first = base // page * page
+    for r in bp.runs:
+        lo, hi = first + r.start, first + r.end
+        want = [
+            (max(x.start, lo, base) - base, min(x.end, hi) - base, x.name, x.type, kind(x))
+            for x in ranges
+            if x.start < min(hi, base + size) and x.end > max(lo, base)
+        ]
+        got = [(p.start, p.end, p.name, p.type, p.what) for p in r.parts]
+        assert got == want, hex(r.start)
+
+    # runs are as long as they can be: neighbours of one state over the same single
+    # range or over nothing are one run
+    def source(part):
+        return next(i for i, x in enumerate(ranges) if x.start <= part.start + base < x.end)
+
+    for a, b in pairwise(bp.runs):
+        same = len(a.parts) == len(b.parts) <= 1 and all(
+            source(p) == source(q) for p, q in zip(a.parts, b.parts, strict=True)
+        )
+        assert not (a.state == b.state and same), hex(b.start)
 
 
 def test_spans_and_clipping():
@@ -328,3 +356,21 @@ def test_why_a_page_traps_follows_the_documented_order():
         f"{dev} BAR 0 mmaps[0] at {base:#x} is page aligned but has no KVM slot label: "
         "slot registration missing?",
     )
+
+
+def test_a_bar_of_only_msix_counts_no_lost_pages_and_says_why():
+    """msix_only: the BAR holds the MSI-X table and PBA alone (a dedicated BAR), so its
+    trapping pages cost nothing: pages_lost is 0 and a note says so."""
+    base = 0x20_0000
+    ranges = [fr(base, base + 0x10, "msix-table"), fr(base + 0x800, base + 0x808, "msix-pba")]
+    kw = dict(index=3, guest_base=base, size=K4, guest_size=K4, page=K4)
+    plain = bar_pages(ranges, **kw)
+    assert plain.pages_lost == 1 and plain.notes == () and not plain.msix_only
+    only = bar_pages(ranges, msix_only=True, is_64bit=True, **kw)
+    assert only.pages_lost == 0 and only.msix_only and only.is_64bit
+    assert [r.state for r in only.lost] == ["msix-table"]  # the page still traps
+    assert only.notes == (
+        "BAR 3 holds only the MSI-X table and PBA: its trapped pages hold no device "
+        "registers, so nothing is lost",
+    )
+    assert (only.guest_size, only.page_size, only.size, only.guest_base) == (K4, K4, K4, base)
