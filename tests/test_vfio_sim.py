@@ -14,6 +14,7 @@ import pytest
 
 from flatview import api
 from flatview.advisor import simulate
+from flatview.errors import UsageError
 from flatview.model import walk
 from flatview.vfio.devices import DeviceFacts
 from flatview.vfio.lspci import parse_lspci
@@ -673,3 +674,87 @@ def test_build_stack_places_each_base_bar_at_its_guest_address():
     tree = build_stack(dev, reloc, bases, dev.msix, StackOptions(P4K, "E2"))
     for k, g in bases.items():
         assert _children(tree, f"0001:03:00.0 base BAR {k}").start == g
+
+
+# --- msix_init's sanity test and vfio_msix_early_setup's PBA check, at their edges ----------
+# hw/pci/msix.c msix_init: fails when table and PBA overlap (same BAR), when either ends
+# past its BAR, or when either offset has a bit of PCI_MSIX_FLAGS_BIRMASK (7) set;
+# hw/vfio/pci.c vfio_msix_early_setup: "MSIX PBA outside of specified BAR" when the PBA
+# offset is at or past the BAR's size.  16 vectors: table 16 * 16 = 0x100 bytes, PBA
+# 8 * ceil(16 / 64) = 8 bytes.
+
+TABLE16, PBA16 = table_bytes(16), pba_bytes(16)
+MSG_FIT = "table & pba overlap, or they don't fit in BARs, or don't align"
+
+
+def one_bar(table_offset: int, pba_offset: int, size: int = 4 * K, cap: int | None = 0xB0):
+    dev = PciDevice(
+        "0000:01:00.0",
+        (PciBar(0, size),),
+        MsixCapability(16, 0, table_offset, 0, pba_offset, cap_offset=cap),
+        capabilities=(0x40, 0xB0, 0xC0),
+    )
+    return relocate(dev, "off", P4K)
+
+
+@pytest.mark.parametrize(
+    ("table", "pba", "valid"),
+    [
+        (0, TABLE16, True),  # PBA right after the table: they touch, no overlap
+        (PBA16, 0, True),  # table right after the PBA
+        (0x800, 0x800, False),  # both at one offset
+        (0x800, 0x800 + TABLE16 - 8, False),  # PBA inside the table's last 8 bytes
+        (4 * K - TABLE16, 0, True),  # the table ends at the BAR's end
+        (4 * K - TABLE16 + 8, 0, False),  # ... and 8 bytes past it
+        (0, 4 * K - PBA16, True),  # the PBA ends at the BAR's end
+        (0x804, 0, False),  # table offset not 8-aligned (bit 2)
+        (0, 0x804, False),  # PBA offset not 8-aligned (bit 2)
+        (0x801, 0, False),  # bit 0
+        (0, 0x802, False),  # bit 1
+    ],
+)
+def test_native_layout_edges(table, pba, valid):
+    r = one_bar(table, pba)
+    assert r.valid is valid
+    if not valid:
+        # capability at 0xb0, the next one at 0xc0: QEMU prints 0x11[0x10]@0xb0
+        assert (
+            r.error == f"vfio 0000:01:00.0: failed to add PCI capability 0x11[0x10]@0xb0: {MSG_FIT}"
+        )
+
+
+def test_a_pba_that_starts_inside_but_ends_past_the_bar():
+    # 128 vectors: table 16 * 128 = 2K, PBA 8 * ceil(128 / 64) = 16 bytes
+    def pba_at(offset: int):
+        dev = PciDevice("0000:01:00.0", (PciBar(0, 4 * K),), MsixCapability(128, 0, 0, 0, offset))
+        return relocate(dev, "off", P4K)
+
+    assert pba_at(4 * K - 16).valid  # ends at the BAR's end
+    assert pba_at(4 * K - 8).error.endswith(MSG_FIT)  # starts inside, ends 8 bytes past
+
+
+def test_pba_at_the_bar_size_is_outside_the_bar():
+    r = one_bar(0, 4 * K)  # offset == size: vfio_msix_early_setup's >= check
+    assert not r.valid
+    assert r.error == (
+        "vfio 0000:01:00.0: hardware reports invalid configuration, "
+        "MSIX PBA outside of specified BAR"
+    )
+
+
+def test_capability_offset_unknown_prints_question_marks():
+    r = one_bar(0x804, 0, cap=None)
+    assert r.error == f"vfio 0000:01:00.0: failed to add PCI capability 0x11[0x?]@0x?: {MSG_FIT}"
+
+
+def test_relocation_bar_lookup_and_kernel_release_errors():
+    r = one_bar(0, TABLE16)
+    assert r.bar(0) is not None and r.bar(0).size == 4 * K
+    assert r.bar(3) is None  # no such BAR
+    long = "x" * 50
+    with pytest.raises(UsageError) as e:
+        kernel_era(long)
+    # the first 40 characters, as Python's repr
+    assert str(e.value) == (
+        f"--kernel: {'x' * 40!r} is not a kernel release like 4.15, 6.1 or 6.1.0-13-amd64"
+    )
