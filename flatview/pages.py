@@ -290,13 +290,13 @@ def clip_runs(runs: Sequence[PageRun], spans: Sequence[Span], shift: int) -> tup
         k = j
         while k < len(ordered) and ordered[k].start < hi:
             r = ordered[k]
+            # runs are disjoint and sorted: r ends after lo and starts before hi, a < b
             a, b = max(r.start, lo), min(r.end, hi)
-            if a < b:
-                parts = tuple(
-                    PagePart(max(p.start, a + shift), min(p.end, b + shift), p.name, p.type, p.what)
-                    for p in r.parts
-                    if p.start < b + shift and p.end > a + shift
-                )
-                out.append(PageRun(a, (b - a) // r.page_size, r.page_size, r.state, parts))
+            parts = tuple(
+                PagePart(max(p.start, a + shift), min(p.end, b + shift), p.name, p.type, p.what)
+                for p in r.parts
+                if p.start < b + shift and p.end > a + shift
+            )
+            out.append(PageRun(a, (b - a) // r.page_size, r.page_size, r.state, parts))
             k += 1
     return tuple(out)

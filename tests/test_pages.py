@@ -342,7 +342,7 @@ def test_why_a_page_traps_follows_the_documented_order():
     assert bp.ramd_bytes == K4 + 0x800 and bp.trapped_bytes == 8 * K4 - (K4 + 0x800)
     assert bp.pages_total == 8 and bp.pages_lost == 7
     # defaults: no KVM-label notes unless asked (page 0 is aligned and has no label)
-    assert bp.notes == () and not bp.is_64bit and not bp.is_io and not bp.msix_only
+    assert bp.notes == () and (bp.is_64bit, bp.is_io, bp.msix_only) == (False, False, False)
     labelled = bar_pages(
         ranges,
         index=0,
