@@ -87,6 +87,9 @@ def test_every_configuration_gets_its_verdict(tmp_path):
         )
     assert by["same"].report.regressions == () and by["moved"].report.regressions
     assert (report.baseline, report.candidate, report.page_sizes) == (base, cand, (K4,))
+    # each configuration's report names the two bundle files
+    assert by["moved"].report.baseline == f"{base}/moved.txt (info mtree at line 1)"
+    assert by["moved"].report.candidate == f"{cand}/moved.txt (info mtree at line 1)"
     assert not report.ok  # a regression and a missing configuration
 
 
