@@ -8,13 +8,24 @@ went with it, the device -- is read off the edited lines.
 
 from __future__ import annotations
 
+import random
+import re
 from pathlib import Path
 
 import pytest
 
 from flatview import api
-from flatview.diff import RegionRef, diff_trees, kind
-from flatview.model import MtreeDump
+from flatview.diff import (
+    RangeChange,
+    RangeRef,
+    RegionRef,
+    diff,
+    diff_trees,
+    kind,
+    load_side,
+    range_changes,
+)
+from flatview.model import FlatRange, FlatView, FlatViewAS, MtreeDump
 
 ROOT = Path(__file__).resolve().parents[1]
 TREE = (ROOT / "samples" / "vfio" / "q35-base" / "info-mtree.txt").read_text(encoding="utf-8")
@@ -150,3 +161,141 @@ def test_kind_of_each_printed_type(type_, expected):
     """The module docstring's kinds: RAM-like ranges map directly, ROM-like ones read
     directly, everything else traps into QEMU."""
     assert kind(type_) == expected
+
+
+# ------------------------------------------------ flat range changes, address by address
+
+
+def _view(ranges: list[FlatRange], name: str = "memory") -> FlatView:
+    return FlatView((FlatViewAS(name),), "system", tuple(ranges))
+
+
+def _random_view(rnd: random.Random) -> list[FlatRange]:
+    out, pos = [], rnd.randrange(0, 4)
+    while pos < 48:
+        size = rnd.randrange(1, 9)
+        if rnd.random() < 0.25:
+            pos += size  # a hole: unassigned
+            continue
+        out.append(
+            FlatRange(
+                pos,
+                size,
+                rnd.choice([0, 0, 1]),
+                rnd.choice(["ram", "ramd", "i/o", "rom", "romd"]),
+                rnd.choice(["a", "b"]),
+                rnd.choice([0, 0, 0x10]),
+            )
+        )
+        pos += size
+    return out
+
+
+def _at(ranges: list[FlatRange], x: int) -> FlatRange | None:
+    return next((r for r in ranges if r.start <= x < r.start + r.size), None)
+
+
+def _how(rb: FlatRange | None, ra: FlatRange | None, x: int) -> str | None:
+    """The module docstring's order: kind, type, region, offset, priority; added (was
+    unassigned), removed."""
+    if rb is None and ra is None:
+        return None
+    if rb is None:
+        return "added"
+    if ra is None:
+        return "removed"
+    for what, b, a in (
+        ("kind", kind(rb.type), kind(ra.type)),
+        ("type", rb.type, ra.type),
+        ("region", rb.name, ra.name),
+        ("offset", rb.offset + x - rb.start, ra.offset + x - ra.start),
+        ("priority", rb.priority, ra.priority),
+    ):
+        if b != a:
+            return what
+    return None
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_range_changes_match_an_address_by_address_walk(seed):
+    """Every address classified on its own, then neighbours that changed the same way
+    (same kind of change, same region and type on each side) joined."""
+    rnd = random.Random(seed)
+    before, after = _random_view(rnd), _random_view(rnd)
+    spans = [(8, 24, "0000:01:00.0", 2), (24, 40, "0000:01:00.0", 4)]
+    expected: list[list] = []
+    for x in range(0, 64):
+        rb, ra = _at(before, x), _at(after, x)
+        what = _how(rb, ra, x)
+        if what is None:
+            continue
+        owners = tuple(None if r is None else (r.name, r.type) for r in (rb, ra))
+        last = expected[-1] if expected else None
+        if last is not None and last[1] == x and last[2] == what and last[5] == owners:
+            last[1] = x + 1
+            continue
+        refs = [
+            None if r is None else RangeRef(r.name, r.type, r.priority, r.offset + x - r.start)
+            for r in (rb, ra)
+        ]
+        dev, bar = next(((d, k) for lo, hi, d, k in spans if lo <= x < hi), (None, None))
+        expected.append([x, x + 1, what, *refs, owners, dev, bar])
+    want = [RangeChange(s, e, w, b, a, d, k) for s, e, w, b, a, _o, d, k in expected]
+    assert list(range_changes(_view(before), _view(after), spans)) == want
+    # one side missing: everything on the other side is added or removed
+    gone = range_changes(_view(before), None)
+    assert {c.what for c in gone} <= {"removed"}
+    assert sum(c.end - c.start for c in gone) == sum(r.size for r in before)
+    new = range_changes(None, _view(after))
+    assert {c.what for c in new} <= {"added"}
+    assert sum(c.end - c.start for c in new) == sum(r.size for r in after)
+
+
+# ------------------------------------------------ flat views of a real QEMU, one line edited
+
+FLAT = (ROOT / "samples" / "vfio" / "q35-base" / "info-mtree-f.txt").read_text(encoding="utf-8")
+NVME_MMAP = "  00000000fe200000-00000000fe201fff (prio 0, ramd): 0000:00:03.0 BAR 0 mmaps[0]"
+
+
+def test_flat_views_diffed_folded_and_attributed_to_the_device():
+    """The candidate drops FlatView #0 (I/O) and turns the nvme's first mmap ramd range
+    i/o (in every view that shows it: memory and cpu-smm-0 share their ranges)."""
+    cut = FLAT.index("FlatView #1")
+    cand_flat = FLAT[cut:].replace(NVME_MMAP, NVME_MMAP.replace("ramd", "i/o"))
+    before = load_side(TREE + "\n" + FLAT, "before")
+    after = load_side(TREE + "\n" + cand_flat, "after")
+    report = diff(before, after, [4096])
+    flat_at = TREE.count("\n") + 2  # the flat view's first line, after the tree and a blank
+    io, mem = report.views
+    io_lines = FLAT[:cut].splitlines()
+    sizes = [
+        int(m[2], 16) + 1 - int(m[1], 16)
+        for m in (re.match(r"^  ([0-9a-f]{16})-([0-9a-f]{16}) ", x) for x in io_lines)
+        if m
+    ]
+    assert (io.address_spaces, io.before_line, io.after_line, io.only_in) == (
+        ("I/O",),
+        flat_at,
+        None,
+        "before",
+    )
+    assert {c.what for c in io.changes} == {"removed"}
+    assert sum(c.end - c.start for c in io.changes) == sum(sizes)
+    assert {"memory", "cpu-smm-0"} <= set(mem.address_spaces) and mem.only_in is None
+    assert (mem.before_line, mem.after_line) == (flat_at + FLAT[:cut].count("\n"), flat_at)
+    name = "0000:00:03.0 BAR 0 mmaps[0]"
+    change = RangeChange(
+        0xFE200000,
+        0xFE202000,
+        "kind",
+        RangeRef(name, "ramd", 0, 0),
+        RangeRef(name, "i/o", 0, 0),
+        "0000:00:03.0",
+        0,
+    )
+    assert mem.changes == (change,)
+    nvme = next(d for d in report.devices if d.bdf == "0000:00:03.0")
+    assert nvme.ranges == (change,)
+    assert all(d.ranges == () for d in report.devices if d.bdf != "0000:00:03.0")
+    assert report.regions == () and report.notes == ()
+    assert (report.before, report.after) == (before.label, after.label)
