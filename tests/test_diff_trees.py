@@ -23,8 +23,10 @@ from flatview.diff import (
     diff_trees,
     kind,
     load_side,
+    load_sides,
     range_changes,
 )
+from flatview.errors import UsageError
 from flatview.model import FlatRange, FlatView, FlatViewAS, MtreeDump
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -299,3 +301,35 @@ def test_flat_views_diffed_folded_and_attributed_to_the_device():
     assert all(d.ranges == () for d in report.devices if d.bdf != "0000:00:03.0")
     assert report.regions == () and report.notes == ()
     assert (report.before, report.after) == (before.label, after.label)
+
+
+# ------------------------------------------------ inputs read once, chosen by line
+
+
+def test_load_sides_reads_a_repeated_input_once_and_keeps_each_choice():
+    """Three dumps in one text: the flat view at line 1, then the tree twice."""
+    text = FLAT + "\n" + TREE + "\n" + TREE
+    flat_line, tree1 = 1, FLAT.count("\n") + 2
+    tree2 = tree1 + TREE.count("\n") + 1
+    one, two, other, chosen = load_sides(
+        [
+            (text, "one.txt", ()),
+            (text, "two.txt", ()),  # the same text: read once, named two.txt
+            (TREE, "tree.txt", ()),  # another text: its own dumps
+            (text, "pick.txt", (tree2,)),  # the second tree alone, as asked
+        ]
+    )
+    note = (
+        "{} holds 3 dumps; compared the one(s) at line {} and line {} "
+        "(choose others with the --...-dump LINE options)"
+    )
+    assert one.notes == (note.format("one.txt", flat_line, tree1),)
+    assert two.notes == (note.format("two.txt", flat_line, tree1),)
+    assert (one.tree.line, one.flat.line) == (two.tree.line, two.flat.line) == (tree1, flat_line)
+    assert (two.tree.file, two.flat.file) == ("two.txt", "two.txt")
+    assert (other.tree.line, other.flat, other.notes) == (1, None, ())
+    assert (chosen.tree.line, chosen.flat, chosen.notes) == (tree2, None, ())
+    with pytest.raises(
+        UsageError, match=r"^bad\.txt: no dump starts at line 7 \(dumps start at 1, "
+    ):
+        load_sides([(text, "bad.txt", (7,))])
