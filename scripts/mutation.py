@@ -60,12 +60,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_gate_matrix.py",
         "tests/test_junit.py",
     ],
-    "diff": [
-        "tests/test_diff.py",
-        "tests/test_diff_trees.py",
-        "tests/test_gate_vfio.py",
-        "tests/test_gate.py",
-    ],
+    "diff": ["tests/test_diff.py", "tests/test_gate_vfio.py", "tests/test_gate.py"],
     "vfio": ["tests/test_vfio_sim.py", "tests/test_vfio_samples.py", "tests/test_advisor_notes.py"],
 }
 
