@@ -938,3 +938,46 @@ def test_load_sides_reads_a_repeated_input_once_and_keeps_each_choice():
         UsageError, match=r"^bad\.txt: no dump starts at line 7 \(dumps start at 1, "
     ):
         load_sides([(text, "bad.txt", (7,))])
+
+
+def test_the_second_of_same_named_siblings_moved_is_one_change():
+    """pci holds three `pci_bridge_mem` aliases (lines 11-13); the second moves from
+    0xfe000000 to 0xfe400000.  QEMU prints system and pci again as memory-region
+    sections (same regions, same text): the move is one change, in the address space
+    (cpu-memory-0 and memory share that root), at the second sibling's line."""
+    old = "00000000fe000000-00000000fe1fffff (prio 1, i/o): alias pci_bridge_mem"
+    new = "00000000fe400000-00000000fe5fffff (prio 1, i/o): alias pci_bridge_mem"
+    assert TREE.count(old) == 3  # in memory, in the system section, in the pci section
+    (c,) = diff_trees(dump(TREE), dump(TREE.replace(old, new)))
+    assert (c.where, c.path, c.what, c.below, c.device) == (
+        "address-space: cpu-memory-0, memory",
+        ("system", "pci", "pci_bridge_mem"),
+        ("moved",),
+        0,
+        None,
+    )
+    line = next(i for i, x in enumerate(LINES, 1) if old in x)
+    alias = "pci_bridge_pci @0xfe000000"  # the alias offset did not change
+    assert c.before == RegionRef(
+        "pci_bridge_mem", 0xFE000000, 0x200000, 1, "i/o", True, alias, None, line
+    )
+    assert c.after == RegionRef(
+        "pci_bridge_mem", 0xFE400000, 0x200000, 1, "i/o", True, alias, None, line
+    )
+
+
+def test_diff_notes_and_the_device_filter():
+    """A tree on one side only (flat views recomputed there); the device filter keeps
+    one device; a device in neither input is an error naming every such device."""
+    tree_only = load_side(TREE, "tree.txt")
+    flat_only = load_side(FLAT, "flat.txt")
+    report = diff(tree_only, flat_only, [4096], devices=["0000:00:03.0"])
+    assert report.notes == (
+        "a tree on one side only: region changes not compared",
+        "tree.txt: flat views recomputed from the tree",
+    )
+    assert report.regions == ()
+    assert [d.bdf for d in report.devices] == ["0000:00:03.0"]
+    assert {b.device for d in report.devices for b in d.bars} == {"0000:00:03.0"}
+    with pytest.raises(UsageError, match=r"^no assigned device 0000:00:1e\.0, 0000:00:1f\.0 in"):
+        diff(tree_only, flat_only, [4096], devices=["0000:00:1e.0", "0000:00:1f.0"])
