@@ -47,7 +47,9 @@ MODULES: dict[str, list[str]] = {
     ],
     "terminates": [
         "tests/test_flatten.py",
+        "tests/test_flatten_properties.py",
         "tests/test_tiebreak_samples.py",
+        "tests/test_qemu_versions.py",
     ],
     "pages": [
         "tests/test_pages.py",
