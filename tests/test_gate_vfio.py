@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from flatview.diff import BarDiff, Trap, load_side
+from flatview.diff import BarDiff, Trap, bar_diffs, load_side
 from flatview.errors import UsageError
 from flatview.gate import gate, parse_allow, why_text
 
@@ -415,3 +415,58 @@ def test_the_report_names_its_inputs_and_keeps_their_notes() -> None:
         "(choose others with the --...-dump LINE options)",
         "two.txt: flat views recomputed from the tree",  # both.txt brought its own
     )
+
+
+FLAT_LINE = re.compile(
+    r"^  (?P<s>[0-9a-f]{16})-(?P<e>[0-9a-f]{16}) \(prio -?\d+, (?P<type>[a-z/]+)\): "
+    r"(?P<name>.*?)(?: @[0-9a-f]{16})?(?: KVM)?$"
+)
+
+
+def memory_view(flat_text: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, type, name) of the `AS "memory"` flat view, as QEMU printed it."""
+    block = next(b for b in flat_text.split("FlatView #") if '\n AS "memory"' in b)
+    return [
+        (int(m["s"], 16), int(m["e"], 16) + 1, m["type"], m["name"])
+        for m in map(FLAT_LINE.match, block.splitlines())
+        if m
+    ]
+
+
+@pytest.mark.parametrize("page", [4 * K, 8 * K, 16 * K])
+def test_no_mmap_traps_are_the_candidates_ranges_over_the_lost_pages(page: int) -> None:
+    """Real dumps on both sides (trees and QEMU's flat views): q35-base, then q35-no-mmap.
+    Each lost BAR's traps are the candidate's flat ranges over the lost pages, clipped to
+    them, a range's pieces on neighbouring lost pages joined."""
+    sides, flats = [], []
+    for folder in ("q35-base", "q35-no-mmap"):
+        flat = (VFIO / folder / "info-mtree-f.txt").read_text(encoding="utf-8")
+        sides.append(load_side(tree(folder) + "\n" + flat, folder))
+        flats.append(flat)
+    view = memory_view(flats[1])
+    bar_start = {
+        (h["bdf"], int(h["k"])): start
+        for m, (start, _end) in _lines(tree("q35-no-mmap"))
+        if (h := HOST_BAR.match(m["name"]))
+    }
+    exp = expected(tree("q35-base"), tree("q35-no-mmap"), page)
+    diffs = {(d.device, d.index): d for d in bar_diffs(sides[0], sides[1], [page]) if d.lost}
+    assert set(diffs) == {k for k, (_b, _a, lost) in exp.items() if lost}
+    for key, d in diffs.items():
+        first = bar_start[key] // page * page  # page 0: the page holding the BAR's start
+        pieces = []
+        for p in sorted(exp[key][2]):
+            lo, hi = first + p, first + p + page
+            pieces += [[n, max(s, lo), min(e, hi)] for s, e, _t, n in view if s < hi and e > lo]
+        pieces.sort(key=lambda x: (x[1], x[2]))
+        joined: list[list] = []
+        for name, lo, hi in pieces:
+            if joined and joined[-1][0] == name and joined[-1][2] >= lo:
+                joined[-1][2] = max(joined[-1][2], hi)
+            else:
+                joined.append([name, lo, hi])
+        got = [[t.name, t.guest, t.guest + t.end - t.start] for t in d.traps]
+        assert got == joined, key
+        assert all(
+            t.what == ("msix-table" if t.name == "msix-table" else "trapped") for t in d.traps
+        )
