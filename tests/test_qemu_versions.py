@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from flatview import api
-from flatview.terminates import infer_version, parse_version
+from flatview.terminates import VersionEvidence, infer_version, parse_version
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMSLOTS = ROOT / "tests" / "fixtures" / "versions" / "virtio-mem-memslots.txt"
@@ -109,3 +109,25 @@ def test_virtio_pci_cfg_mem_as_marks_qemu_after_7_2(folder):
     new = infer_version(tree_of(SAMPLES / "qemu-10.0" / folder / "info-mtree.txt"))
     old = infer_version(tree_of(SAMPLES / "qemu" / folder / "info-mtree.txt"))
     assert new.lowest == (8, 0) and old.lowest == (7, 0)
+
+
+def test_version_evidence_in_words():
+    """VersionEvidence.text: the bounds (>= lowest, < below) and the reasons, or that
+    the input shows nothing."""
+    assert VersionEvidence().text() == "QEMU version: not shown by the input"
+    assert VersionEvidence((9, 1), None, ("a", "b")).text() == "QEMU version >= 9.1: a; b"
+    assert VersionEvidence(None, (2, 9), ("c",)).text() == "QEMU version < 2.9: c"
+    assert VersionEvidence((7, 0), (2, 9), ("a", "c")).text() == (
+        "QEMU version >= 7.0 and < 2.9: a; c"
+    )
+    # a real QEMU 7.2 tree: only the grouped headings tell (>= 7.0)
+    old = infer_version(tree_of(SAMPLES / "qemu" / "x86_64-q35-pflash" / "info-mtree.txt"))
+    assert old.text() == (
+        "QEMU version >= 7.0: address spaces grouped by root (mtree_info, QEMU 7.0)"
+    )
+
+
+@pytest.mark.parametrize("text", ["7", "7.x", "7.2.1.4", "v7.2", ""])
+def test_parse_version_refuses(text):
+    with pytest.raises(ValueError, match=r"^not a QEMU version X\.Y: "):
+        parse_version(text)
