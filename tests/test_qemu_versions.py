@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from flatview import api
-from flatview.terminates import VersionEvidence, infer_version, parse_version
+from flatview.terminates import Knowledge, VersionEvidence, infer_version, parse_version
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMSLOTS = ROOT / "tests" / "fixtures" / "versions" / "virtio-mem-memslots.txt"
@@ -131,3 +131,42 @@ def test_version_evidence_in_words():
 def test_parse_version_refuses(text):
     with pytest.raises(ValueError, match=r"^not a QEMU version X\.Y: "):
         parse_version(text)
+
+
+def test_type_letters_show_an_old_qemu():
+    # tests/fixtures/pastes/qemu-1.x-letters.txt: a QEMU 1.x tree, types printed as RW
+    tree = tree_of(ROOT / "tests" / "fixtures" / "pastes" / "qemu-1.x-letters.txt")
+    ev = infer_version(tree)
+    assert (ev.lowest, ev.below) == (None, (2, 9))
+    assert ev.text() == "QEMU version < 2.9: type letters like RW (QEMU <= 2.8)"
+
+
+def test_learning_skips_names_that_are_both_leaf_and_container():
+    """x86_64-pc (QEMU 7.2): `virtio-pci` names the legacy I/O BAR (an MMIO leaf) and the
+    modern BAR (a container); QEMU's flat view shows the name, which so cannot tell which
+    one terminates.  Every other name the flat view shows is learned as terminating."""
+    folder = SAMPLES / "qemu" / "x86_64-pc"
+    tree = tree_of(folder / "info-mtree.txt")
+    [flat] = api.split_kinds(api.load(str(folder / "info-mtree-f.txt")))[1]
+    shown = {r.name for v in flat.views for r in v.ranges}
+    assert "virtio-pci" in shown
+    k = Knowledge.for_dump(tree, [flat], qemu_version=(7, 2))
+    assert k.flat_names == shown - {"virtio-pci"}
+    assert k.qemu_version == (7, 2) and k.evidence == infer_version(tree)
+    plain = Knowledge.for_dump(tree, [], qemu_version=(7, 2))
+    assert plain.flat_names == frozenset() and plain.qemu_version == (7, 2)
+
+
+def test_rule_patterns_name_the_first_rule_that_matches():
+    """terminates' rule tables are matched as one alternation whose group names the
+    first matching rule (KNOWN_CONTAINERS before TERMINATING_PARENTS, each in order)."""
+    from flatview.terminates import _first_rule, _one_pattern
+
+    rules = (("^a$", "rule a"), ("^ab?$", "rule ab"), ("^c", "rule c"))
+    pattern = _one_pattern(rules)
+    assert [_first_rule(pattern, rules, n) for n in ("a", "ab", "cx", "b")] == [
+        "rule a",
+        "rule ab",
+        "rule c",
+        None,
+    ]
