@@ -17,7 +17,7 @@ floors are measured in the same run, interleaved with the figures they bound:
                    builds nothing, the cheapest any Python line parser could do.
 
 flatview runs as the ``flatview`` console script does (``from flatview.cli import
-main``) from the repository root, so the working tree is what is measured.  The inputs
+run``) from the repository root, so the working tree is what is measured.  The inputs
 (see benchmarks/README.md) are real samples, or made from them in a temporary folder
 that is removed at exit: nothing is written to the repository.
 """
@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -60,7 +61,7 @@ for path in sys.argv[1:]:
     for line in open(path, encoding="utf-8").read().splitlines():
         m = REGION_RE.match(line)
 """
-FLATVIEW = "import sys; from flatview.cli import main; sys.exit(main())"
+FLATVIEW = "from flatview.cli import run; run()"
 # Appended to every child: its own peak RSS (VmHWM) on stderr at exit.  A child's
 # ru_maxrss would start at this parent's peak (Linux keeps it across fork and exec).
 HWM = (
@@ -118,6 +119,25 @@ def measure(commands: dict[str, list[str]], runs: int) -> dict[str, dict]:
         }
         for k, v in times.items()
     }
+
+
+def instructions(argv: list[str]) -> int:
+    """Instructions one fresh process executes (valgrind's callgrind ``Ir``): unlike CPU
+    time it does not move with what runs beside it on the same core, so before/after
+    comparisons on a busy machine hold.  One run: the count is deterministic to ~0.1%."""
+    p = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        cwd=ROOT,
+        env=CHILD_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    m = re.search(r"Collected : (\d+)", p.stderr)
+    if m is None:
+        raise RuntimeError(f"valgrind: {p.stderr.strip().splitlines()[-1:]}")
+    return int(m[1])
 
 
 def ms(fig: dict) -> str:
@@ -201,10 +221,33 @@ def flatten_siblings(n: int, overlap: bool) -> dict:
 # ---------------------------------------------------------------------------- report
 
 
+FLOORS = {"help": "pass", "check": "scan2", "diff": "scan_twice", "gate": "scan_twice"}
+FLOORS["advise"] = "scan_pci"
+
+
+def instructions_report(real: dict) -> str:
+    """The real-dump figures in instructions, each beside its floor's (see instructions)."""
+    out = ["instructions (valgrind callgrind Ir, one run each; the same floors as above)"]
+    for cmd in ("help", "parse", "flatten", "check", "diff", "gate", "advise"):
+        floor = FLOORS.get(cmd, "scan")
+        ir, base = real[cmd]["instructions"], real[floor]["instructions"]
+        out.append(
+            f"  flatview {cmd:8} {ir / 1e6:8.1f}M   {floor:10} {base / 1e6:6.1f}M   "
+            f"{ir / base:5.2f}x"
+        )
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count the instructions of the real-dump figures and their floors "
+        "(valgrind; about 2 minutes more): ratios that do not move with the load",
+    )
     args = ap.parse_args()
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -229,24 +272,25 @@ def main() -> int:
         rel = str(REAL_TREE.relative_to(ROOT))
 
         # 1. start-up and the real ~3,000-line dump, with their floors
-        m = measure(
-            {
-                "pass": py("pass"),
-                "help": flatview("--help"),
-                "scan": scan(tree),
-                "scan2": scan(tree, flat),
-                "scan_twice": scan(tree, tree),
-                "parse": flatview("parse", tree),
-                "flatten": flatview("flatten", tree),
-                "check": flatview("check", tree, flat),
-                "diff": flatview("diff", tree, tree),
-                "gate": flatview("gate", tree, tree),
-                "scan_pci": scan(tree, info_pci),
-                "advise": flatview("advise", tree, "--info-pci", info_pci),
-            },
-            args.runs,
-        )
+        real = {
+            "pass": py("pass"),
+            "help": flatview("--help"),
+            "scan": scan(tree),
+            "scan2": scan(tree, flat),
+            "scan_twice": scan(tree, tree),
+            "parse": flatview("parse", tree),
+            "flatten": flatview("flatten", tree),
+            "check": flatview("check", tree, flat),
+            "diff": flatview("diff", tree, tree),
+            "gate": flatview("gate", tree, tree),
+            "scan_pci": scan(tree, info_pci),
+            "advise": flatview("advise", tree, "--info-pci", info_pci),
+        }
+        m = measure(real, args.runs)
         data["real"] = {"file": rel, "lines": lines, **m}
+        if args.instructions:
+            for key, argv in real.items():
+                data["real"][key]["instructions"] = instructions(argv)
         ratio = m["help"]["cpu_s"] / m["pass"]["cpu_s"]
         rows.append(
             (
@@ -258,8 +302,7 @@ def main() -> int:
             )
         )
         for cmd in ("parse", "flatten", "check", "diff", "gate", "advise"):
-            floors = {"check": "scan2", "diff": "scan_twice", "gate": "scan_twice"}
-            floor = m[floors.get(cmd, "scan") if cmd != "advise" else "scan_pci"]
+            floor = m[FLOORS.get(cmd, "scan")]
             ratio = m[cmd]["cpu_s"] / floor["cpu_s"]
             what = {
                 "check": "tree + -f",
@@ -378,6 +421,8 @@ def main() -> int:
     for r in rows:
         cells = "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True))
         print(f"{cells}  {'ok' if r[4] else 'MISSED'}")
+    if args.instructions:
+        print("\n" + instructions_report(data["real"]))
     print("\n" + picture_report(data["pictures"]))
     print(f"\nthe whole benchmark took {data['seconds']:.0f} s")
     return 0

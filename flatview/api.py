@@ -165,13 +165,18 @@ def select_dumps(dumps: Sequence[Dump], name: str, lines: Sequence[int] = ()) ->
     return chosen
 
 
-def machine(dumps: Sequence[Dump], pci: Iterable[PciDevice] = ()) -> Machine:
+def machine(
+    dumps: Sequence[Dump], pci: Iterable[PciDevice] = (), flattened: FlattenResult | None = None
+) -> Machine:
+    """The assigned devices of one machine state (``flattened``: its tree's FlatViews when
+    already computed, e.g. by a machine of the same dumps with more PCI listings)."""
     from .vfio.devices import gather, system_view
 
     trees, flats = split_kinds(dumps)
     tree = trees[0] if trees else None
     flat = flats[0] if flats else None
-    flattened = flatten(tree, flats[:1]) if tree is not None else None
+    if flattened is None and tree is not None:
+        flattened = flatten(tree, flats[:1])
     views = flat.views if flat is not None else flattened.views if flattened else ()
     view = system_view(views) if views else None
     facts = gather(view=view, tree=tree, flattened=flattened, pci=list(pci))
@@ -213,11 +218,11 @@ def gather_devices(
 def monitor_pci(text: str, name: str) -> list[PciDevice]:
     """The devices of an ``(qemu) info pci`` part of a monitor session in the input (a
     capture bundle, a pasted session); none when there is no such part or it is empty."""
+    if "info pci" not in text:  # most inputs: no scan of every line (nor these imports)
+        return []
     from .source import monitor_part
     from .vfio.infopci import parse_info_pci
 
-    if "info pci" not in text:  # most inputs: no scan of every line
-        return []
     part = monitor_part(text, "info pci")
     if part is None or not part.strip():
         return []
@@ -308,7 +313,7 @@ def advise_on(
     out = []
     partial = {}
     for kind, (d, p) in kinds.items():
-        sub = machine(d, p)
+        sub = machine(d, p, m.flattened if kind == "dump" else None)  # the same tree
         for f in sub.facts:
             partial[(kind, f.device.address)] = f
         if sub.facts:

@@ -105,10 +105,14 @@ class MemoryRegion:
 
 
 def walk(mr: MemoryRegion, depth: int = 0) -> Iterator[tuple[MemoryRegion, int]]:
-    """Pre-order walk of a region and its subregions, with depth."""
-    yield mr, depth
-    for child in mr.subregions:
-        yield from walk(child, depth + 1)
+    """Pre-order walk of a region and its subregions, with depth.  An explicit stack, not
+    nested generators: each item of those passes through every level above it."""
+    stack = [(mr, depth)]
+    while stack:
+        mr, depth = stack.pop()
+        yield mr, depth
+        if mr.subregions:
+            stack.extend((c, depth + 1) for c in reversed(mr.subregions))
 
 
 @dataclass(frozen=True, slots=True)

@@ -325,8 +325,13 @@ class Knowledge:
         shown = {r.name for f in flats for v in f.views for r in v.ranges}
         if not shown:
             return cls(qemu_version=qemu_version, evidence=evidence)
-        leaves = {mr.name for mr, _ in dump.regions() if not mr.subregions and not mr.alias}
-        parents = {mr.name for mr, _ in dump.regions() if mr.subregions}
+        leaves: set[str] = set()
+        parents: set[str] = set()
+        for mr, _ in dump.regions():
+            if mr.subregions:
+                parents.add(mr.name)
+            elif mr.alias is None:
+                leaves.add(mr.name)
         learned = {n for n in shown if n not in parents or n not in leaves}
         return cls(flat_names=frozenset(learned), qemu_version=qemu_version, evidence=evidence)
 
@@ -393,6 +398,9 @@ class Knowledge:
         cached = self._order.get(id(mr))
         if cached is not None:
             return cached
+        if len(mr.subregions) < 2:  # most containers: nothing to order, nothing overlaps
+            self._order[id(mr)] = mr.subregions
+            return mr.subregions
         # Stable sort: at one address print order is list order; among overlapping
         # equal-priority siblings at different addresses the later-printed (higher) one
         # was added last in every real dump seen (an overlay on the region below it).

@@ -244,3 +244,47 @@ def test_format_qemu_of_seed003_from_stdin():
         == sum(x == "3 mmaps[0]" for x in _lines(path))
         == 5
     )
+
+
+def test_each_command_builds_its_own_parser_and_help_lists_them_all(capsys):
+    # The CLI builds only the parser of the command being run (flatview.cli._command_named):
+    # each command's own options must still be there, and help and an unknown command
+    # must still name every command.
+    from flatview.cli import COMMANDS, main
+
+    for name in COMMANDS:
+        for argv in (
+            [name, "--help"],
+            ["--max-input", "1M", name, "--help"],
+            ["--max-input=1M", name, "--help"],
+        ):
+            assert main(argv) == 0
+            out = capsys.readouterr().out
+            assert out.startswith(f"usage: flatview {name} [-h]"), out
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"    {name} " in out for name in COMMANDS), out
+    assert main(["no-such-command"]) == 2
+    err = capsys.readouterr().err
+    assert all(f"'{name}'" in err for name in COMMANDS), err
+    assert main(["gate", "--junit"]) == 2  # gate's own option, parsed by gate's parser
+    assert "--junit: expected one argument" in capsys.readouterr().err
+
+
+def test_reading_a_dump_imports_neither_capture_nor_a_library_it_does_not_use():
+    # What a command imports, every run of it pays: reading, flattening and diffing a dump
+    # must not pull in QMP capture (asyncio, ~20 ms) nor a table or graph library that the
+    # JSON output does not use.  Checked in a fresh interpreter.
+    dump = str(SAMPLE / "info-mtree.txt")
+    code = (
+        "import sys, contextlib, io; from flatview.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    for argv in (['parse', {dump!r}], ['flatten', {dump!r}],"
+        f" ['diff', {dump!r}, {dump!r}], ['gate', {dump!r}, {dump!r}]):\n"
+        "        assert main([*argv, '--json']) == 0, argv\n"
+        "print(sorted(m for m in ('asyncio', 'networkx', 'flatview.capture.launch',"
+        " 'qemu.qmp', 'tabulate') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"

@@ -6,3 +6,6 @@ process starts itself (:func:`~flatview.capture.launch.capture_launch`); a matri
 such launches writes one bundle per configuration (:mod:`flatview.capture.matrix`).
 ``qemu.qmp`` is imported only when capturing.
 """
+
+# Here, not in launch.py: the command line's default, without importing asyncio.
+DEFAULT_SETTLE = 0.5  # seconds the BAR map must stay the same

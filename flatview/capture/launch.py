@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CaptureError, FlatviewError
+from . import DEFAULT_SETTLE
 from .bundle import Bundle
 from .qmp import DEFAULT_TIMEOUT, execute, hmp, open_session, session_bundle
 
 __all__ = ["DEFAULT_SETTLE", "QemuExited", "bar_map", "capture_launch"]
 
-DEFAULT_SETTLE = 0.5  # seconds the BAR map must stay the same
 _POLL = 0.1
 _STDERR_LINES = 3  # how much of QEMU's stderr an error shows
 

@@ -83,32 +83,41 @@ class _Out:
     def __init__(self, wide: bool) -> None:
         self.wide = wide
         self.lines: list[str] = []
+        # Devices of one model share their tables (their rows name no device): each is
+        # laid out once; tabulate costs ~0.6 ms a table, 260 tables for 130 devices.
+        self._tables: dict[tuple, list[str]] = {}
+        self._wrapped: dict[tuple[str, str, str], list[str]] = {}
 
     def text(self, line: str, indent: str = "   ", more: str = "     ") -> None:
         if self.wide:
             self.lines.append(indent + line)
             return
-        self.lines.extend(
-            textwrap.wrap(
+        key = (line, indent, more)  # notes repeat from device to device: wrap each once
+        lines = self._wrapped.get(key)
+        if lines is None:
+            lines = self._wrapped[key] = textwrap.wrap(
                 line,
                 WIDTH,
                 initial_indent=indent,
                 subsequent_indent=more,
                 break_on_hyphens=False,
                 break_long_words=False,
-            )
-            or [indent.rstrip()]
-        )
+            ) or [indent.rstrip()]
+        self.lines.extend(lines)
 
     def table(self, rows: list[list[Any]], headers: list[str], widths: list[int | None]) -> None:
-        text = tabulate(
-            rows,
-            headers=headers,
-            maxcolwidths=None if self.wide else widths,
-            disable_numparse=True,
-            tablefmt="plain",
-        )
-        self.lines.extend("   " + line for line in text.splitlines())
+        key = (tuple(map(tuple, rows)), tuple(headers), tuple(widths))
+        lines = self._tables.get(key)
+        if lines is None:
+            text = tabulate(
+                rows,
+                headers=headers,
+                maxcolwidths=None if self.wide else widths,
+                disable_numparse=True,
+                tablefmt="plain",
+            )
+            lines = self._tables[key] = ["   " + line for line in text.splitlines()]
+        self.lines.extend(lines)
 
 
 def _title(a: DeviceAdvice) -> str:

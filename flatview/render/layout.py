@@ -8,7 +8,6 @@ word: addresses and names stay whole), a long sentence wraps with a hanging inde
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 
 __all__ = ["WIDTH", "table", "wrap", "wrap_lines"]
@@ -58,6 +57,8 @@ def table(
         [c if m is None else _fold(str(c), m) for c, m in zip(r, narrowed, strict=True)]
         for r in rows
     ]
+    import textwrap  # here, not at import: its regexes cost a command that wraps nothing
+
     from tabulate import tabulate  # imported when a table is laid out (CLI start-up)
 
     text = tabulate(body, headers=heads, tablefmt="simple")
@@ -68,6 +69,8 @@ def _fold(text: str, width: int) -> str:
     """A cell folded at blanks to ``width`` (a word longer than that stays whole)."""
     if len(text) <= width:
         return text
+    import textwrap
+
     return "\n".join(
         out
         for part in text.split("\n")
@@ -82,6 +85,8 @@ def wrap(line: str, width: int | None = WIDTH, indent: str = "  ") -> list[str]:
     if width is None or len(line) <= width:
         return [line]
     lead = line[: len(line) - len(line.lstrip(" "))]
+    import textwrap
+
     return textwrap.wrap(
         line,
         width=width,

@@ -4,7 +4,6 @@ hand-made diffs of two dumps (see flatview.source); and the part of a monitor se
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 from .common import (
@@ -24,6 +23,8 @@ def qmp(text: str) -> str | None:
     body = text.strip()
     if body[:1] not in "{[":
         return None
+    import json  # only for what looks like JSON: a dump never does
+
     try:
         values = [json.loads(body)]
     except ValueError:

@@ -318,12 +318,14 @@ def _emulated(view: FlatView, pci: list[PciDevice]) -> list[DeviceFacts]:
     """QEMU-emulated devices with MSI-X (no VFIO names): their BARs from ``info pci``,
     the table and PBA from the msix-table / msix-pba ranges inside those BARs."""
     out = []
+    # the only ranges looked for, in view order (not every range per BAR per device)
+    msix_ranges = [r for r in view.ranges if r.name in ("msix-table", "msix-pba")]
     for d in pci:
         table = pba = None
         for b in d.bars:
             if b.address is None or not b.size or b.is_io:
                 continue
-            for r in view.ranges:
+            for r in msix_ranges:
                 if b.address <= r.start < b.address + b.size:
                     if r.name == "msix-table":
                         table = (b.index, r.start - b.address, r.size)
