@@ -170,3 +170,35 @@ def test_rule_patterns_name_the_first_rule_that_matches():
         "rule c",
         None,
     ]
+
+
+def test_version_reasons_cite_the_lines_newest_bound_first():
+    """QEMU 10.0.2's pflash q35 (samples/qemu-10.0/x86_64-q35-pflash/info-mtree.txt):
+    isa-bios aliases system.flash0 at line 199 (>= 9.1; line 312 prints the same region
+    again in system's memory-region section), virtio-pci-cfg-mem-as is first printed at
+    line 70 (>= 8.0), the headings are grouped (>= 7.0).  Newest bound first."""
+    ev = infer_version(tree_of(SAMPLES / "qemu-10.0" / "x86_64-q35-pflash" / "info-mtree.txt"))
+    isa = (
+        "isa-bios aliases the pflash 'system.flash0' "
+        "(hw/i386/pc_sysfw.c, QEMU 9.1; a ROM copy before)"
+    )
+    assert ev.reasons == (
+        f"line 199: {isa}",
+        "line 70: address space virtio-pci-cfg-mem-as (hw/virtio/virtio-pci.c; "
+        "not printed by QEMU 7.2)",
+        "address spaces grouped by root (mtree_info, QEMU 7.0)",
+    )
+    # memslot aliases (tests/fixtures/versions/virtio-mem-memslots.txt lines 12-13)
+    slots = infer_version(tree_of(MEMSLOTS))
+    assert slots.reasons[:2] == (
+        "line 13: virtio-mem memslot alias 'memslot-1' (dynamic-memslots, QEMU 8.2)",
+        "line 12: virtio-mem memslot alias 'memslot-0' (dynamic-memslots, QEMU 8.2)",
+    )
+
+
+def test_a_closed_bridge_window_is_certainly_empty():
+    from flatview.terminates import Rule, printed_empty
+
+    rule = printed_empty("pci_bridge_mem", True, [])
+    assert rule == Rule(True, "a closed PCI bridge window: 0 bytes (pci_bridge_region_init)", False)
+    assert printed_empty("pci_bridge_mem", False, []) is None  # not an alias: one byte
