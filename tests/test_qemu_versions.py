@@ -197,8 +197,14 @@ def test_version_reasons_cite_the_lines_newest_bound_first():
 
 
 def test_a_closed_bridge_window_is_certainly_empty():
-    from flatview.terminates import Rule, printed_empty
+    from flatview.terminates import AMDVI_EARLY_WHY, Rule, printed_empty
 
     rule = printed_empty("pci_bridge_mem", True, [])
     assert rule == Rule(True, "a closed PCI bridge window: 0 bytes (pci_bridge_region_init)", False)
     assert printed_empty("pci_bridge_mem", False, []) is None  # not an alias: one byte
+    # QEMU 10's early AMD IOMMU aliases: empty, certain (hw/i386/amd_iommu.c)
+    assert printed_empty("amdvi-ir", True, []) == Rule(True, AMDVI_EARLY_WHY, False)
+    # a subregion beyond the first byte: empty, a guess; one at offset 0 proves nothing
+    beyond = printed_empty("x", False, [0, 0x10])
+    assert beyond is not None and (beyond.value, beyond.guess) == (True, True)
+    assert printed_empty("x", False, [0]) is None
