@@ -48,6 +48,10 @@ from pictures import report as picture_report  # noqa: E402
 REAL_TREE = ROOT / "samples/qemu/x86_64-q35-70dev/info-mtree.txt"
 REAL_FLAT = ROOT / "samples/qemu/x86_64-q35-70dev/info-mtree-f.txt"
 NO_MMAP = ROOT / "samples/vfio/q35-no-mmap/info-mtree-D.txt"
+VFIO_PAIR = (
+    str(ROOT / "samples/vfio/q35-base/info-mtree.txt"),
+    str(ROOT / "samples/vfio/q35-no-mmap/info-mtree.txt"),
+)
 PRE70_LINES = 300_000
 GiB, TiB = 1 << 30, 1 << 40
 
@@ -223,16 +227,17 @@ def flatten_siblings(n: int, overlap: bool) -> dict:
 
 FLOORS = {"help": "pass", "check": "scan2", "diff": "scan_twice", "gate": "scan_twice"}
 FLOORS["advise"] = "scan_pci"
+FLOORS["gate_vfio"] = "scan_vfio"
 
 
 def instructions_report(real: dict) -> str:
     """The real-dump figures in instructions, each beside its floor's (see instructions)."""
     out = ["instructions (valgrind callgrind Ir, one run each; the same floors as above)"]
-    for cmd in ("help", "parse", "flatten", "check", "diff", "gate", "advise"):
+    for cmd in ("help", "parse", "flatten", "check", "diff", "gate", "advise", "gate_vfio"):
         floor = FLOORS.get(cmd, "scan")
         ir, base = real[cmd]["instructions"], real[floor]["instructions"]
         out.append(
-            f"  flatview {cmd:8} {ir / 1e6:8.1f}M   {floor:10} {base / 1e6:6.1f}M   "
+            f"  flatview {cmd:9} {ir / 1e6:8.1f}M   {floor:10} {base / 1e6:6.1f}M   "
             f"{ir / base:5.2f}x"
         )
     return "\n".join(out)
@@ -285,6 +290,10 @@ def main() -> int:
             "gate": flatview("gate", tree, tree),
             "scan_pci": scan(tree, info_pci),
             "advise": flatview("advise", tree, "--info-pci", info_pci),
+            # a gate with something to gate: two real dumps of one assigned device, its
+            # BARs direct-mapped and then not (x-no-mmap=on)
+            "scan_vfio": scan(*VFIO_PAIR),
+            "gate_vfio": flatview("gate", *VFIO_PAIR),
         }
         m = measure(real, args.runs)
         data["real"] = {"file": rel, "lines": lines, **m}
@@ -301,7 +310,7 @@ def main() -> int:
                 ratio <= 6,
             )
         )
-        for cmd in ("parse", "flatten", "check", "diff", "gate", "advise"):
+        for cmd in ("parse", "flatten", "check", "diff", "gate", "advise", "gate_vfio"):
             floor = m[FLOORS.get(cmd, "scan")]
             ratio = m[cmd]["cpu_s"] / floor["cpu_s"]
             what = {
@@ -309,10 +318,11 @@ def main() -> int:
                 "diff": "the tree with itself",
                 "gate": "the tree with itself",
                 "advise": "the tree + its info pci",
+                "gate_vfio": "q35-base -> q35-no-mmap",
             }.get(cmd, f"{lines} lines")
             rows.append(
                 (
-                    f"flatview {cmd} ({what})",
+                    f"flatview {cmd.split('_')[0]} ({what})",
                     ms(m[cmd]),
                     f"bare re scan {ms(floor)}",
                     f"<= 4x: {ratio:.1f}x",

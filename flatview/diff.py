@@ -38,8 +38,8 @@ from .errors import UsageError
 from .model import Dump, FlatDump, FlatRange, FlatView, MemoryRegion, MtreeDump, walk
 from .pages import PageRun, Span, bar_pages, clip_runs, count_pages, run_spans, subtract_spans
 from .vfio.devices import DeviceFacts, system_view
+from .vfio.names import VFIO_NAME
 from .vfio.pci import PciDevice
-from .vfio.stack import VFIO_NAME
 
 __all__ = [
     "BarDiff",

@@ -148,8 +148,11 @@ _FAST_RANGE = re.compile(
     r"( +)([0-9a-f]{16})-([0-9a-f]{16}) \(prio (-?[0-9]{1,10}), "
     r"(nv-)?(ramd|ram|romd|rom|i/o|container|[R-][W-])\): ([^\n]+)"
 )
-# a body the grammar's NAME takes whole: no suffix QEMU appends can start in it
-_FAST_NAME = re.compile(r"(?!alias )(?![^\n]* (?:KVM|kvm))[^@\[{}\n]+(?<! orphan)")
+# a body the grammar's NAME takes whole: no suffix QEMU appends can start in it (a
+# bracket may: vfio-pci's "<bdf> BAR 1 mmaps[0]" is most of an assigned device's lines)
+_FAST_NAME = re.compile(
+    r"(?!alias )(?![^\n]* (?:KVM|kvm))(?![^\n]* \[disabled\])[^@{}\n]+(?<! orphan)"
+)
 _FAST_ALIAS = re.compile(r"alias ([^\n]+?) @([^\n]+?) ([0-9a-f]{16})-([0-9a-f]{16})")
 _FAST_HEADING = re.compile(r"(address-space|memory-region): ([^\n]+)")
 _FAST_OFFSET = re.compile(r"([^\n]+) @([0-9a-f]{16})")  # a flat range's offset_in_region

@@ -273,8 +273,9 @@ def test_each_command_builds_its_own_parser_and_help_lists_them_all(capsys):
 
 def test_reading_a_dump_imports_neither_capture_nor_a_library_it_does_not_use():
     # What a command imports, every run of it pays: reading, flattening and diffing a dump
-    # must not pull in QMP capture (asyncio, ~20 ms) nor a table or graph library that the
-    # JSON output does not use.  Checked in a fresh interpreter.
+    # must not pull in QMP capture (asyncio, ~20 ms), a table or graph library that the
+    # JSON output does not use, lark (for lines the fast path leaves: none in a clean
+    # dump) nor the advisor's stack simulator.  Checked in a fresh interpreter.
     dump = str(SAMPLE / "info-mtree.txt")
     code = (
         "import sys, contextlib, io; from flatview.cli import main\n"
@@ -283,7 +284,8 @@ def test_reading_a_dump_imports_neither_capture_nor_a_library_it_does_not_use():
         f" ['diff', {dump!r}, {dump!r}], ['gate', {dump!r}, {dump!r}]):\n"
         "        assert main([*argv, '--json']) == 0, argv\n"
         "print(sorted(m for m in ('asyncio', 'networkx', 'flatview.capture.launch',"
-        " 'qemu.qmp', 'tabulate') if m in sys.modules))\n"
+        " 'qemu.qmp', 'tabulate', 'lark', 'flatview.vfio.stack', 'flatview.advisor')"
+        " if m in sys.modules))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr

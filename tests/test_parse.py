@@ -692,6 +692,21 @@ def test_fast_path_gives_larks_record_for_every_sample_line():
     assert taken > 1000  # the samples' region lines do go the fast way
 
 
+def test_fast_path_takes_vfio_mmap_lines():
+    """vfio-pci's direct-mapped parts ("<bdf> BAR N mmaps[K]") are most of what users
+    paste: they must not each cost a lark parse (and lark's import)."""
+    from flatview.parse import _fast
+
+    mmaps = [
+        line
+        for line in _sample_lines()
+        if line.startswith(" ") and line.endswith("]") and " mmaps[" in line
+        if "(prio" in line and not line.endswith(" [disabled]")  # a suffix: lark's to read
+    ]
+    assert len(mmaps) > 10
+    assert all(_fast(line) == _lark(line) for line in mmaps)
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -721,6 +736,14 @@ def test_fast_path_gives_larks_record_for_every_sample_line():
         " Root memory region: (none) x",
         "  No rendered FlatView",
         "  No rendered FlatView for address space 'a'b'",
+        "  0000000000000000-0000000000000fff (prio 0, ramd): 0000:00:05.0 BAR 1 mmaps[0]",
+        "  0000000000000000-0000000000000fff (prio 0, ramd): 0000:00:05.0 BAR 1 mmaps[0] "
+        "@0000000000000040",
+        "  0000000000000000-0000000000000fff (prio 0, ramd): x mmaps[0] [disabled]",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): a [disabled] b",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): a [disabled] KVM",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): [",
+        "  0000000000000000-0000000000000fff (prio 0, i/o): x [disabled] orphan",
     ],
 )
 def test_fast_path_on_suffixes_and_edges(line):

@@ -84,11 +84,6 @@ FULL_ALIAS = re.compile(r"\): alias .* @\S+ (?:0x)?[0-9a-f]{16}-(?:0x)?[0-9a-f]{
 # fold at 72-80 columns (and quote after, so the quote counts too).
 REJOIN_MIN_WIDTH = 64
 REJOIN_MAX_TAIL = 32  # and the wrapped-off tail is short (a name's end, ` @offset`)
-# ... or it is an alias line's offsets (with the suffixes that may follow them)
-ALIAS_TAIL = re.compile(
-    r"^(?:0x)?[0-9a-f]{16}-(?:0x)?[0-9a-f]{16}( \[disabled\])?( \S+:\{[^}]*\})*"
-    r"( orphan)?( (?:KVM|kvm\S*))*$"
-)
 # ... or the suffixes QEMU appends to a region line (the whole tail is made of them; the
 # last ``owner:{``/``parent:{`` may be cut open, QEMU 10's ``owner:{...} parent:{dev path=``
 # folding over three lines: the rest follows, as _cut_short says)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 
 from ..flatten import FlattenResult
 from ..model import FlatRange, FlatView, MemoryRegion, MtreeDump, walk
+from .names import VFIO_NAME
 from .pci import MsixCapability, PciBar, PciDevice
-from .stack import VFIO_NAME
 
 __all__ = [
     "DeviceFacts",

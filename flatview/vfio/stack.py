@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from ..errors import UsageError
 from ..model import U64, AddressSpaceTree, MemoryRegion, MtreeDump, Variant
+from .names import VFIO_NAME
 from .pci import MsixCapability, PciDevice, pba_size, table_size
 
 __all__ = [
@@ -37,10 +38,6 @@ __all__ = [
 OPTIONS = ("off", "auto", "bar0", "bar1", "bar2", "bar3", "bar4", "bar5")
 GiB = 1 << 30
 PCI_ROM_SLOT = 6
-# Region names of QEMU's vfio-pci (hw/vfio/pci.c, common.c): "<bdf> BAR N", ...
-VFIO_NAME = re.compile(
-    r"^(?P<bdf>\S+) (?P<base>base )?BAR (?P<bar>\d)(?P<mmap> mmaps\[(?P<k>\d+)\])?$"
-)
 
 
 # A host kernel release as `uname -r` prints it: 4.15, 6.1, 6.1.0-13-amd64, 5.14.0-362.el9
