@@ -938,3 +938,44 @@ def test_the_stack_sits_where_qemu_puts_pci():
         "0001:03:00.0 base BAR 1",
         "0001:03:00.0 base BAR 3",
     ]
+
+
+def test_simulated_regions_are_where_their_parents_put_them():
+    """Every region's absolute start is its parent's start plus its offset (the model's
+    MemoryRegion.start), and the types are what QEMU prints for vfio-pci's stack
+    (samples/vfio/q35-base/info-mtree-D.txt: i/o for base BAR, BAR, msix-table and the
+    disabled msix-pba; ramd for mmaps[k]).  Only the table BAR holds msix-table/pba."""
+    dev = sas3008()
+    bases = {1: 0x10000000, 3: 0x10040000}
+    for option in ("off", "bar5"):
+        reloc = relocate(dev, option, P4K)
+        where = {**bases, 5: 0x10080000}
+        tree = build_stack(dev, reloc, where, dev.msix, StackOptions(P4K, "E1"))
+        (group,) = tree.address_spaces
+
+        def check(mr, start):
+            assert mr.start == start + mr.addr, mr.name
+            for c in mr.subregions:
+                check(c, mr.start)
+
+        check(group.root, 0)
+        for mr, _ in walk(group.root):
+            if "mmaps[" in mr.name:
+                assert mr.type == "ramd"
+            else:
+                assert mr.type == "i/o", mr.name
+        table_bar = reloc.msix.table_bar
+        for b in reloc.bars:
+            if b.is_io:
+                continue
+            kids = {c.name for c in _children(tree, f"0001:03:00.0 base BAR {b.index}").subregions}
+            msix = {"msix-table", "msix-pba"} & kids
+            assert msix == ({"msix-table", "msix-pba"} if b.index == table_bar else set())
+
+
+def test_a_widened_sub_page_bar_region_grows_to_the_page():
+    """vfio_sub_page_bar_update_mapping sets both the BAR's region and its mmap to one
+    host page (memory_region_set_size on each)."""
+    facts = DeviceFacts(nvme(), {0: 0x630040010000})
+    _r, tree, _view = simulate(facts, "off", P64K, "E2")
+    assert _children(tree, "0000:01:00.0 BAR 0").size == P64K
