@@ -450,7 +450,13 @@ def diff_views(
         if key[0] == key[1]:
             same.append(tuple(names))
             continue
-        in_system = any(v is not None and v is s for v, s in zip((b, a), system, strict=True))
+        # any name of the group: identical views fold under the first name, which need
+        # not be the system view's (q35: cpu-smm-0 folds with memory)
+        in_system = any(
+            v is not None and v is s
+            for n in names
+            for v, s in zip((bmap.get(n), amap.get(n)), system, strict=True)
+        )
         changes = range_changes(b, a, spans if in_system else ())
         only = "after" if b is None else "before" if a is None else None
         changed.append(

@@ -201,9 +201,8 @@ def why_text(d: BarDiff, most: int = 4) -> str:
 
 
 def _regression(d: BarDiff, rules: Sequence[AllowRule], used: set[int]) -> Regression:
+    # a gone device (index None) matches only rules whose BAR is * (AllowRule.matches)
     rule = next((r for r in rules if r.matches(d.device, d.index, d.page_size)), None)
-    if rule is not None and d.index is None and rule.bar is not None:
-        rule = None
     if rule is not None:
         used.add(id(rule))
     return Regression(

@@ -134,15 +134,13 @@ def bar_pages(
     size: int,
     guest_size: int,
     page: int,
-    is_io: bool = False,
     is_64bit: bool = False,
     kvm_labels: bool = False,
     msix_only: bool = False,
 ) -> BarPages:
-    """Pages of ``[guest_base, guest_base + size)`` against the view's ``ranges``."""
+    """Pages of the memory BAR ``[guest_base, guest_base + size)`` against the view's
+    ``ranges`` (an I/O BAR has no host pages: callers build its :class:`BarPages`)."""
     g = guest_base
-    if is_io:
-        return BarPages(index, size, g, guest_size, page, True, is_64bit, 0, size, 0, 0, ())
     inside = [r for r in ranges if r.start < g + guest_size and r.end > g]
     ramd = [r for r in inside if r.type == "ramd"]
     ramd_bytes = sum(min(r.end, g + size) - max(r.start, g) for r in ramd if r.start < g + size)
@@ -190,7 +188,7 @@ def _runs(
     """Cut ``[first, last)`` where a KVM slot or a flat range begins or ends: between two
     cuts every page is in one state and holds the same ranges whole, and a page that a
     range boundary splits is a piece of its own.  Neighbouring pieces of one state over
-    the same (single) range, or over nothing, join into one run."""
+    the same range, or over nothing, join into one run."""
     cuts = {first, last}
     for lo, hi in slots:
         cuts.update(x for x in (lo, hi) if first < x < last)
@@ -198,7 +196,7 @@ def _runs(
         if first < x < last:
             down = x // page * page
             cuts.add(down)
-            if down != x and down + page < last:
+            if down != x:  # down + page <= last: the page grid is last's too
                 cuts.add(down + page)
     edges = sorted(cuts)
     out: list[PageRun] = []
@@ -208,13 +206,13 @@ def _runs(
         while s < len(slots) and slots[s][1] <= a:
             s += 1
         direct = s < len(slots) and slots[s][0] <= a and b <= slots[s][1]
+        # flat ranges are disjoint and sorted: past j every range ends after a
         while j < len(inside) and inside[j].end <= a:
             j += 1
         over = []
         k = j
         while k < len(inside) and inside[k].start < b:
-            if inside[k].end > a:
-                over.append(inside[k])
+            over.append(inside[k])
             k += 1
         parts = tuple(
             PagePart(max(r.start, a, g) - g, min(r.end, b) - g, r.name, r.type, _what(r))
@@ -223,10 +221,13 @@ def _runs(
         state = "direct" if direct else _reason(parts)
         key = tuple(id(r) for r in over)
         prev = out[-1] if out else None
-        if prev is not None and prev.state == state and keys[-1] == key and len(key) <= 1:
+        # Two neighbouring pieces never share two ranges (a piece over two holds the
+        # boundary between them), so equal keys are one range or none.
+        if prev is not None and prev.state == state and keys[-1] == key:
             merged = tuple(
                 PagePart(p.start, q.end, p.name, p.type, p.what)
-                for p, q in zip(prev.parts, parts, strict=True)
+                # equal keys: equally long, so strict=False (a mutant) changes nothing
+                for p, q in zip(prev.parts, parts, strict=True)  # pragma: no mutate
             )
             out[-1] = PageRun(prev.start, prev.count + (b - a) // page, page, state, merged)
             continue
@@ -289,13 +290,13 @@ def clip_runs(runs: Sequence[PageRun], spans: Sequence[Span], shift: int) -> tup
         k = j
         while k < len(ordered) and ordered[k].start < hi:
             r = ordered[k]
+            # runs are disjoint and sorted: r ends after lo and starts before hi, a < b
             a, b = max(r.start, lo), min(r.end, hi)
-            if a < b:
-                parts = tuple(
-                    PagePart(max(p.start, a + shift), min(p.end, b + shift), p.name, p.type, p.what)
-                    for p in r.parts
-                    if p.start < b + shift and p.end > a + shift
-                )
-                out.append(PageRun(a, (b - a) // r.page_size, r.page_size, r.state, parts))
+            parts = tuple(
+                PagePart(max(p.start, a + shift), min(p.end, b + shift), p.name, p.type, p.what)
+                for p in r.parts
+                if p.start < b + shift and p.end > a + shift
+            )
+            out.append(PageRun(a, (b - a) // r.page_size, r.page_size, r.state, parts))
             k += 1
     return tuple(out)

@@ -1365,3 +1365,60 @@ address-space: memory
     assert [r.name for r in amb.regions] == ["devB-regs"]
     assert (amb.start, amb.end) == (0x10000, 0x10000 + 0x1000)
     assert [r.name for r in result.views[0].ranges] == ["devA"]
+
+
+# ------------------------------------------ equal-priority overlaps the dump cannot order
+
+
+def _io(name: str, addr: int, size: int, prio: int = 0) -> MemoryRegion:
+    return MemoryRegion(name=name, addr=addr, start=addr, size=size, priority=prio, type="i/o")
+
+
+def _container(*subs: MemoryRegion) -> MemoryRegion:
+    return MemoryRegion(name="c", addr=0, start=0, size=1 << 20, priority=0, type="i/o",
+                        subregions=subs)  # fmt: skip
+
+
+def test_overlapping_siblings_are_listed_in_render_order_with_why():
+    """Knowledge.overlaps: equal-priority siblings at different starts that overlap, the
+    one rendered first (msix-table/pba: added last by msix_init; otherwise the higher,
+    later-printed one) first.  Siblings at one address are print order: no overlap."""
+    low, high = _io("low", 0x0, 0x2000), _io("high", 0x1000, 0x2000)
+    table = _io("msix-table", 0x1800, 0x10)
+    same_a, same_b = _io("a", 0x8000, 0x100), _io("b", 0x8000, 0x100)
+    other_prio = _io("p1", 0x1000, 0x100, prio=1)
+    c = _container(low, high, table, same_a, same_b, other_prio)
+    know = Knowledge()
+    # priority first; msix-table before its equal-priority siblings; then the higher
+    # start first; a and b (one address) in print order
+    assert [m.name for m in know.render_order(c)] == ["p1", "msix-table", "a", "b", "high", "low"]
+    later = "printed later, at the higher address: QEMU 7.2 added it last on ppc mac99 and 40p"
+    msix = "msix_init adds msix-table/msix-pba after the BAR's own regions"
+    got = [(tuple(m.name for m in ms), why) for ms, why in know.overlaps(c)]
+    assert got == [
+        (("msix-table", "high"), msix),
+        (("msix-table", "low"), msix),
+        (("high", "low"), later),
+    ]
+
+
+def test_a_large_overlapping_cluster_is_one_overlap():
+    """More than 64 overlapping pairs: one Overlap naming the whole cluster in render
+    order; 12 siblings overlapping one another are 12 * 11 / 2 = 66 pairs, 11 are 55."""
+    for n, expected_overlaps in ((11, 55), (12, 1)):
+        subs = tuple(_io(f"r{i}", i * 0x10, 0x1000) for i in range(n))
+        c = _container(*subs)
+        know = Knowledge()
+        order = know.render_order(c)
+        overlaps = know.overlaps(c)
+        assert len(overlaps) == expected_overlaps
+        if n == 12:
+            (members, why) = overlaps[0]
+            assert members == order  # the higher start renders first: r11 ... r0
+            assert [m.name for m in members] == [f"r{i}" for i in reversed(range(12))]
+            assert why.startswith("printed later, at the higher address")
+    # a cluster of 12 at one address: print order, nothing to list
+    same = _container(*(_io(f"s{i}", 0x100, 0x100) for i in range(12)))
+    know = Knowledge()
+    know.render_order(same)
+    assert know.overlaps(same) == ()

@@ -16,6 +16,7 @@ Which regions terminate is known by construction here, not from flatview's rules
 from __future__ import annotations
 
 import bisect
+import os
 from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -38,8 +39,10 @@ from flatview.model import (
 from flatview.render.qemu import format_mtree
 from flatview.terminates import Knowledge
 
+# Mutation runs (FLATVIEW_MUTATION=1, tests/conftest.py) take 40 fixed examples per
+# property for each mutant; the suite takes 200 random ones.
 SETTINGS = settings(
-    max_examples=200,
+    max_examples=40 if os.environ.get("FLATVIEW_MUTATION") == "1" else 200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

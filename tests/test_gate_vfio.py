@@ -18,12 +18,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from flatview.diff import load_side
-from flatview.gate import gate, parse_allow
+from flatview.diff import BarDiff, Trap, bar_diffs, load_side
+from flatview.errors import UsageError
+from flatview.gate import gate, parse_allow, why_text
 
 ROOT = Path(__file__).resolve().parents[1]
 VFIO = ROOT / "samples" / "vfio"
@@ -360,3 +362,111 @@ def test_lost_pages_say_what_now_occupies_them() -> None:
             ("msix-table", "msix-table"),
             (f"{reg.device} BAR {reg.bar} mmaps[0]", "direct"),
         }
+
+
+def test_a_gone_device_is_allowed_only_by_a_rule_for_every_bar() -> None:
+    """A device gone matches only rules whose BAR is ``*`` (gate.py's docstring)."""
+    base = tree("q35-base")
+    cand = drop_device(base, VIRTIO)
+    one_bar = run_gate(base, cand, 4 * K, f"{VIRTIO} BAR4 * not the device\n")
+    assert [(r.device, r.bar) for r in one_bar.regressions] == [(VIRTIO, None)]
+    assert one_bar.allowed == () and not one_bar.ok
+    assert [r.line for r in one_bar.unused_rules] == [1]
+    every_bar = run_gate(base, cand, 4 * K, f"{VIRTIO} * * retired\n")
+    assert every_bar.ok and [(r.device, r.bar) for r in every_bar.allowed] == [(VIRTIO, None)]
+    assert every_bar.unused_rules == ()
+
+
+def test_only_the_devices_asked_for_are_checked() -> None:
+    base, cand = load_side(tree("q35-base"), "b"), load_side(tree("q35-base"), "c")
+    report = gate(base, cand, [4 * K], devices=["00:03.0"])  # BB:DD.F means domain 0000
+    assert {c.device for c in report.checks} == {NVME}
+    with pytest.raises(UsageError, match=r"^no assigned device 0000:00:1e\.0, 0000:00:1f\.0 in"):
+        gate(base, cand, [4 * K], devices=["00:1e.0", "0000:00:1f.0"])
+
+
+def test_why_text_without_traps_and_without_a_guest_address() -> None:
+    """why_text's fallbacks: no trap named (the cause in ``why``, else a plain sentence),
+    and a trap whose guest address is unknown (only its place in the BAR)."""
+    plain = BarDiff(NVME, 0, 4 * K, None, None, 2, 1)
+    assert why_text(plain) == "the direct-mapped pages dropped"
+    assert why_text(replace(plain, why="slot gone")) == "slot gone"
+    traps = (
+        Trap("msix-table", 0x2000, 0x3000, "msix-table"),
+        Trap("BAR 0", 0x3000, 0x3010, "trapped", 0xFE003000),
+    )
+    assert why_text(replace(plain, traps=traps)) == (
+        "msix-table now traps BAR0+0x2000-0x2fff; "
+        "BAR 0 now traps 0xfe003000-0xfe00300f (BAR0+0x3000-0x300f)"
+    )
+
+
+def test_the_report_names_its_inputs_and_keeps_their_notes() -> None:
+    t = tree("q35-base")
+    f = (VFIO / "q35-base" / "info-mtree-f.txt").read_text(encoding="utf-8")
+    twice = load_side(t + "\n" + t, "two.txt")  # two trees: the first one is compared
+    both = load_side(t + "\n" + f, "both.txt")  # a tree and QEMU's own flat view
+    report = gate(twice, both, [4 * K])
+    flat_line = t.count("\n") + 2  # the tree's lines, the blank line, then the flat view
+    assert report.baseline == "two.txt (info mtree at line 1)"
+    assert report.candidate == f"both.txt (info mtree at line 1, info mtree -f at line {flat_line})"
+    assert report.notes == (
+        "two.txt holds 2 dumps; compared the one(s) at line 1 "
+        "(choose others with the --...-dump LINE options)",
+        "two.txt: flat views recomputed from the tree",  # both.txt brought its own
+    )
+
+
+FLAT_LINE = re.compile(
+    r"^  (?P<s>[0-9a-f]{16})-(?P<e>[0-9a-f]{16}) \(prio -?\d+, (?P<type>[a-z/]+)\): "
+    r"(?P<name>.*?)(?: @[0-9a-f]{16})?(?: KVM)?$"
+)
+
+
+def memory_view(flat_text: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, type, name) of the `AS "memory"` flat view, as QEMU printed it."""
+    block = next(b for b in flat_text.split("FlatView #") if '\n AS "memory"' in b)
+    return [
+        (int(m["s"], 16), int(m["e"], 16) + 1, m["type"], m["name"])
+        for m in map(FLAT_LINE.match, block.splitlines())
+        if m
+    ]
+
+
+@pytest.mark.parametrize("page", [4 * K, 8 * K, 16 * K])
+def test_no_mmap_traps_are_the_candidates_ranges_over_the_lost_pages(page: int) -> None:
+    """Real dumps on both sides (trees and QEMU's flat views): q35-base, then q35-no-mmap.
+    Each lost BAR's traps are the candidate's flat ranges over the lost pages, clipped to
+    them, a range's pieces on neighbouring lost pages joined."""
+    sides, flats = [], []
+    for folder in ("q35-base", "q35-no-mmap"):
+        flat = (VFIO / folder / "info-mtree-f.txt").read_text(encoding="utf-8")
+        sides.append(load_side(tree(folder) + "\n" + flat, folder))
+        flats.append(flat)
+    view = memory_view(flats[1])
+    bar_start = {
+        (h["bdf"], int(h["k"])): start
+        for m, (start, _end) in _lines(tree("q35-no-mmap"))
+        if (h := HOST_BAR.match(m["name"]))
+    }
+    exp = expected(tree("q35-base"), tree("q35-no-mmap"), page)
+    diffs = {(d.device, d.index): d for d in bar_diffs(sides[0], sides[1], [page]) if d.lost}
+    assert set(diffs) == {k for k, (_b, _a, lost) in exp.items() if lost}
+    for key, d in diffs.items():
+        first = bar_start[key] // page * page  # page 0: the page holding the BAR's start
+        pieces = []
+        for p in sorted(exp[key][2]):
+            lo, hi = first + p, first + p + page
+            pieces += [[n, max(s, lo), min(e, hi)] for s, e, _t, n in view if s < hi and e > lo]
+        pieces.sort(key=lambda x: (x[1], x[2]))
+        joined: list[list] = []
+        for name, lo, hi in pieces:
+            if joined and joined[-1][0] == name and joined[-1][2] >= lo:
+                joined[-1][2] = max(joined[-1][2], hi)
+            else:
+                joined.append([name, lo, hi])
+        got = [[t.name, t.guest, t.guest + t.end - t.start] for t in d.traps]
+        assert got == joined, key
+        assert all(
+            t.what == ("msix-table" if t.name == "msix-table" else "trapped") for t in d.traps
+        )

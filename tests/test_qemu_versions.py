@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from flatview import api
-from flatview.terminates import infer_version, parse_version
+from flatview.terminates import Knowledge, VersionEvidence, infer_version, parse_version
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMSLOTS = ROOT / "tests" / "fixtures" / "versions" / "virtio-mem-memslots.txt"
@@ -109,3 +109,107 @@ def test_virtio_pci_cfg_mem_as_marks_qemu_after_7_2(folder):
     new = infer_version(tree_of(SAMPLES / "qemu-10.0" / folder / "info-mtree.txt"))
     old = infer_version(tree_of(SAMPLES / "qemu" / folder / "info-mtree.txt"))
     assert new.lowest == (8, 0) and old.lowest == (7, 0)
+
+
+def test_version_evidence_in_words():
+    """VersionEvidence.text: the bounds (>= lowest, < below) and the reasons, or that
+    the input shows nothing."""
+    assert VersionEvidence().text() == "QEMU version: not shown by the input"
+    assert VersionEvidence((9, 1), None, ("a", "b")).text() == "QEMU version >= 9.1: a; b"
+    assert VersionEvidence(None, (2, 9), ("c",)).text() == "QEMU version < 2.9: c"
+    assert VersionEvidence((7, 0), (2, 9), ("a", "c")).text() == (
+        "QEMU version >= 7.0 and < 2.9: a; c"
+    )
+    # a real QEMU 7.2 tree: only the grouped headings tell (>= 7.0)
+    old = infer_version(tree_of(SAMPLES / "qemu" / "x86_64-q35-pflash" / "info-mtree.txt"))
+    assert old.text() == (
+        "QEMU version >= 7.0: address spaces grouped by root (mtree_info, QEMU 7.0)"
+    )
+
+
+@pytest.mark.parametrize("text", ["7", "7.x", "7.2.1.4", "v7.2", ""])
+def test_parse_version_refuses(text):
+    with pytest.raises(ValueError, match=r"^not a QEMU version X\.Y: "):
+        parse_version(text)
+
+
+def test_type_letters_show_an_old_qemu():
+    # tests/fixtures/pastes/qemu-1.x-letters.txt: a QEMU 1.x tree, types printed as RW
+    tree = tree_of(ROOT / "tests" / "fixtures" / "pastes" / "qemu-1.x-letters.txt")
+    ev = infer_version(tree)
+    assert (ev.lowest, ev.below) == (None, (2, 9))
+    assert ev.text() == "QEMU version < 2.9: type letters like RW (QEMU <= 2.8)"
+
+
+def test_learning_skips_names_that_are_both_leaf_and_container():
+    """x86_64-pc (QEMU 7.2): `virtio-pci` names the legacy I/O BAR (an MMIO leaf) and the
+    modern BAR (a container); QEMU's flat view shows the name, which so cannot tell which
+    one terminates.  Every other name the flat view shows is learned as terminating."""
+    folder = SAMPLES / "qemu" / "x86_64-pc"
+    tree = tree_of(folder / "info-mtree.txt")
+    [flat] = api.split_kinds(api.load(str(folder / "info-mtree-f.txt")))[1]
+    shown = {r.name for v in flat.views for r in v.ranges}
+    assert "virtio-pci" in shown
+    k = Knowledge.for_dump(tree, [flat], qemu_version=(7, 2))
+    assert k.flat_names == shown - {"virtio-pci"}
+    assert k.qemu_version == (7, 2) and k.evidence == infer_version(tree)
+    plain = Knowledge.for_dump(tree, [], qemu_version=(7, 2))
+    assert plain.flat_names == frozenset() and plain.qemu_version == (7, 2)
+
+
+def test_rule_patterns_name_the_first_rule_that_matches():
+    """terminates' rule tables are matched as one alternation whose group names the
+    first matching rule (KNOWN_CONTAINERS before TERMINATING_PARENTS, each in order)."""
+    from flatview.terminates import _first_rule, _one_pattern
+
+    rules = (("^a$", "rule a"), ("^ab?$", "rule ab"), ("^c", "rule c"))
+    pattern = _one_pattern(rules)
+    assert [_first_rule(pattern, rules, n) for n in ("a", "ab", "cx", "b")] == [
+        "rule a",
+        "rule ab",
+        "rule c",
+        None,
+    ]
+
+
+def test_version_reasons_cite_the_lines_newest_bound_first():
+    """QEMU 10.0.2's pflash q35 (samples/qemu-10.0/x86_64-q35-pflash/info-mtree.txt):
+    isa-bios aliases system.flash0 at line 199 (>= 9.1; line 312 prints the same region
+    again in system's memory-region section), virtio-pci-cfg-mem-as is first printed at
+    line 70 (>= 8.0), the headings are grouped (>= 7.0).  Newest bound first."""
+    ev = infer_version(tree_of(SAMPLES / "qemu-10.0" / "x86_64-q35-pflash" / "info-mtree.txt"))
+    isa = (
+        "isa-bios aliases the pflash 'system.flash0' "
+        "(hw/i386/pc_sysfw.c, QEMU 9.1; a ROM copy before)"
+    )
+    assert ev.reasons == (
+        f"line 199: {isa}",
+        "line 70: address space virtio-pci-cfg-mem-as (hw/virtio/virtio-pci.c; "
+        "not printed by QEMU 7.2)",
+        "address spaces grouped by root (mtree_info, QEMU 7.0)",
+    )
+    # memslot aliases (tests/fixtures/versions/virtio-mem-memslots.txt lines 12-13)
+    slots = infer_version(tree_of(MEMSLOTS))
+    assert slots.reasons[:2] == (
+        "line 13: virtio-mem memslot alias 'memslot-1' (dynamic-memslots, QEMU 8.2)",
+        "line 12: virtio-mem memslot alias 'memslot-0' (dynamic-memslots, QEMU 8.2)",
+    )
+
+
+def test_a_closed_bridge_window_is_certainly_empty():
+    from flatview.terminates import AMDVI_EARLY_WHY, Rule, printed_empty
+
+    rule = printed_empty("pci_bridge_mem", True, [])
+    assert rule == Rule(True, "a closed PCI bridge window: 0 bytes (pci_bridge_region_init)", False)
+    assert printed_empty("pci_bridge_mem", False, []) is None  # not an alias: one byte
+    # QEMU 10's early AMD IOMMU aliases: empty, certain (hw/i386/amd_iommu.c)
+    assert printed_empty("amdvi-ir", True, []) == Rule(True, AMDVI_EARLY_WHY, False)
+    # a subregion beyond the first byte: empty, a guess; one at offset 0 proves nothing
+    beyond = printed_empty("x", False, [0, 1])  # offset 1: past a 1-byte region
+    assert beyond == Rule(
+        True,
+        "printed as one byte but holds a subregion beyond it: taken as 0 bytes "
+        "(MR_SIZE prints 0 and 1 alike)",
+        True,
+    )
+    assert printed_empty("x", False, [0]) is None

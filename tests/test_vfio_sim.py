@@ -9,17 +9,21 @@ docs/qemu-source-notes.md Q5/Q6) or a line a real QEMU printed (seed 003).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
 from flatview import api
 from flatview.advisor import simulate
+from flatview.errors import UsageError
 from flatview.model import walk
 from flatview.vfio.devices import DeviceFacts
 from flatview.vfio.lspci import parse_lspci
 from flatview.vfio.pci import MsixCapability, PciBar, PciDevice
 from flatview.vfio.stack import (
     GuestBar,
+    Relocation,
+    StackOptions,
     build_stack,
     kernel_era,
     mmap_areas,
@@ -668,8 +672,310 @@ def test_build_stack_places_each_base_bar_at_its_guest_address():
     dev = sas3008()
     reloc = relocate(dev, "bar5", P4K)
     bases = {1: 0x10000000, 3: 0x10040000, 5: 0x10080000}
-    from flatview.vfio.stack import StackOptions
-
     tree = build_stack(dev, reloc, bases, dev.msix, StackOptions(P4K, "E2"))
     for k, g in bases.items():
         assert _children(tree, f"0001:03:00.0 base BAR {k}").start == g
+
+
+# --- msix_init's sanity test and vfio_msix_early_setup's PBA check, at their edges ----------
+# hw/pci/msix.c msix_init: fails when table and PBA overlap (same BAR), when either ends
+# past its BAR, or when either offset has a bit of PCI_MSIX_FLAGS_BIRMASK (7) set;
+# hw/vfio/pci.c vfio_msix_early_setup: "MSIX PBA outside of specified BAR" when the PBA
+# offset is at or past the BAR's size.  16 vectors: table 16 * 16 = 0x100 bytes, PBA
+# 8 * ceil(16 / 64) = 8 bytes.
+
+TABLE16, PBA16 = table_bytes(16), pba_bytes(16)
+MSG_FIT = "table & pba overlap, or they don't fit in BARs, or don't align"
+
+
+def one_bar(table_offset: int, pba_offset: int, size: int = 4 * K, cap: int | None = 0xB0):
+    dev = PciDevice(
+        "0000:01:00.0",
+        (PciBar(0, size),),
+        MsixCapability(16, 0, table_offset, 0, pba_offset, cap_offset=cap),
+        capabilities=(0x40, 0xB0, 0xC0),
+    )
+    return relocate(dev, "off", P4K)
+
+
+@pytest.mark.parametrize(
+    ("table", "pba", "valid"),
+    [
+        (0, TABLE16, True),  # PBA right after the table: they touch, no overlap
+        (PBA16, 0, True),  # table right after the PBA
+        (0x800, 0x800, False),  # both at one offset
+        (0x800, 0x800 + TABLE16 - 8, False),  # PBA inside the table's last 8 bytes
+        (4 * K - TABLE16, 0, True),  # the table ends at the BAR's end
+        (4 * K - TABLE16 + 8, 0, False),  # ... and 8 bytes past it
+        (0, 4 * K - PBA16, True),  # the PBA ends at the BAR's end
+        (0x804, 0, False),  # table offset not 8-aligned (bit 2)
+        (0, 0x804, False),  # PBA offset not 8-aligned (bit 2)
+        (0x801, 0, False),  # bit 0
+        (0, 0x802, False),  # bit 1
+    ],
+)
+def test_native_layout_edges(table, pba, valid):
+    r = one_bar(table, pba)
+    assert r.valid is valid
+    if not valid:
+        # capability at 0xb0, the next one at 0xc0: QEMU prints 0x11[0x10]@0xb0
+        assert (
+            r.error == f"vfio 0000:01:00.0: failed to add PCI capability 0x11[0x10]@0xb0: {MSG_FIT}"
+        )
+
+
+def test_a_pba_that_starts_inside_but_ends_past_the_bar():
+    # 128 vectors: table 16 * 128 = 2K, PBA 8 * ceil(128 / 64) = 16 bytes
+    def pba_at(offset: int):
+        dev = PciDevice("0000:01:00.0", (PciBar(0, 4 * K),), MsixCapability(128, 0, 0, 0, offset))
+        return relocate(dev, "off", P4K)
+
+    assert pba_at(4 * K - 16).valid  # ends at the BAR's end
+    assert pba_at(4 * K - 8).error.endswith(MSG_FIT)  # starts inside, ends 8 bytes past
+
+
+def test_pba_at_the_bar_size_is_outside_the_bar():
+    r = one_bar(0, 4 * K)  # offset == size: vfio_msix_early_setup's >= check
+    assert not r.valid
+    assert r.error == (
+        "vfio 0000:01:00.0: hardware reports invalid configuration, "
+        "MSIX PBA outside of specified BAR"
+    )
+
+
+def test_capability_offset_unknown_prints_question_marks():
+    r = one_bar(0x804, 0, cap=None)
+    assert r.error == f"vfio 0000:01:00.0: failed to add PCI capability 0x11[0x?]@0x?: {MSG_FIT}"
+
+
+def test_relocation_bar_lookup_and_kernel_release_errors():
+    r = one_bar(0, TABLE16)
+    assert r.bar(0) is not None and r.bar(0).size == 4 * K
+    assert r.bar(3) is None  # no such BAR
+    long = "x" * 50
+    with pytest.raises(UsageError) as e:
+        kernel_era(long)
+    # the first 40 characters, as Python's repr
+    assert str(e.value) == (
+        f"--kernel: {'x' * 40!r} is not a kernel release like 4.15, 6.1 or 6.1.0-13-amd64"
+    )
+
+
+# --- relocate's outcomes whole, place_bars, the helpers -------------------------------------
+
+
+def test_pow2ceil_and_align_up_are_the_spec_formulas():
+    from flatview.vfio.stack import _align_up, _pow2ceil
+
+    assert [_pow2ceil(x) for x in range(1, 70)] == [pow2ceil(x) for x in range(1, 70)]
+    for p in (1, 8, P4K):
+        assert [_align_up(x, p) for x in range(0, 3 * p + 2)] == [
+            ceil_p(x, p) for x in range(0, 3 * p + 2)
+        ]
+
+
+def test_guest_bars_copy_the_host_bars():
+    dev = PciDevice(
+        "0000:02:00.0",
+        (
+            PciBar(0, None, is_io=True),  # an I/O BAR of unknown size stays, size 0
+            PciBar(1, 16 * K, is_64bit=True, prefetchable=True),
+            PciBar(3, None),  # a memory BAR of unknown size is dropped
+        ),
+    )
+    r = relocate(dev, "off", P4K)
+    assert r == Relocation(
+        "off",
+        True,
+        None,
+        (
+            GuestBar(0, 0, 0, True, False, False),
+            GuestBar(1, 16 * K, 16 * K, False, True, True),
+        ),
+        None,
+    )
+
+
+def test_no_msix_relocation_outcomes():
+    dev = PciDevice("0000:02:00.0", (PciBar(0, 16 * K),))
+    bars = (GuestBar(0, 16 * K, 16 * K),)
+    assert relocate(dev, "off", P4K) == Relocation("off", True, None, bars, None)
+    assert relocate(dev, "bar2", P4K) == Relocation(
+        "bar2",
+        False,
+        "vfio 0000:02:00.0: device has no MSI-X capability: nothing to relocate",
+        bars,
+        None,
+    )
+    with pytest.raises(ValueError, match=r"^bar9$"):
+        relocate(dev, "bar9", P4K)
+
+
+def _sas_bars():
+    # sas3008(): BAR0 I/O 256 B, BAR1 64-bit 64K, BAR3 64-bit 256K (seed 003's lspci)
+    return (
+        GuestBar(0, 256, 256, True, False, False),
+        GuestBar(1, 64 * K, 64 * K, False, True, False),
+        GuestBar(3, 256 * K, 256 * K, False, True, False),
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "error"),
+    [
+        ("bar0", "Invalid MSI-X relocation BAR 0, I/O port BAR"),
+        ("bar2", "Invalid MSI-X relocation BAR 2, consumed by 64-bit BAR 1"),
+        ("bar4", "Invalid MSI-X relocation BAR 4, consumed by 64-bit BAR 3"),
+        ("auto", "No automatic MSI-X relocation available for device 1000:0097"),
+    ],
+)
+def test_refused_relocations_keep_the_native_layout(option, error):
+    dev = sas3008()
+    assert relocate(dev, option, P4K) == Relocation(
+        option, False, f"vfio 0001:03:00.0: {error}", _sas_bars(), dev.msix
+    )
+
+
+def test_auto_without_both_ids_says_so():
+    dev = replace(sas3008(), device_id=None)
+    assert relocate(dev, "auto", P4K).error == (
+        "vfio 0001:03:00.0: No automatic MSI-X relocation available for device "
+        "<ids unknown: not in the input>"
+    )
+
+
+def test_a_32_bit_bar_over_1g_cannot_grow():
+    dev = PciDevice("0000:02:00.0", (PciBar(0, 2 * GiB),), MsixCapability(16, 0, 0, 0, 0x800))
+    r = relocate(dev, "bar0", P4K)
+    assert r == Relocation(
+        "bar0",
+        False,
+        "vfio 0000:02:00.0: Invalid MSI-X relocation BAR 0, no space to extend 32-bit BAR",
+        (GuestBar(0, 2 * GiB, 2 * GiB),),
+        dev.msix,
+    )
+
+
+def test_a_new_bar_is_64_bit_only_when_the_next_slot_is_free():
+    msix = MsixCapability(16, 0, 0, 0, 0x800)
+    unit = msix_sz(16, P4K)  # pow2ceil(ceil_4K(0x100 + 8)) = 4K
+    dev = PciDevice("0000:02:00.0", (PciBar(0, 16 * K), PciBar(2, 16 * K)), msix)
+    free_next = relocate(dev, "bar3", P4K)  # slot 4 is free
+    assert free_next.bar(3) == GuestBar(3, unit, 0, False, True, True, created=True)
+    taken_next = relocate(dev, "bar1", P4K)  # slot 2 holds a BAR
+    assert taken_next.bar(1) == GuestBar(1, unit, 0, False, False, True, created=True)
+    # the table at 0 of the new BAR, the PBA right after it
+    assert (free_next.msix.table_bar, free_next.msix.table_offset) == (3, 0)
+    assert (free_next.msix.pba_bar, free_next.msix.pba_offset) == (3, TABLE16)
+
+
+def test_an_extended_bar_puts_the_table_in_its_upper_half_as_an_int():
+    msix = MsixCapability(16, 0, 0, 0, 0x800)
+    dev = PciDevice("0000:02:00.0", (PciBar(0, 64 * K, is_64bit=True),), msix)
+    r = relocate(dev, "bar0", P4K)
+    assert r.bar(0).size == 128 * K and r.msix.table_offset == 64 * K
+    assert type(r.msix.table_offset) is int and type(r.msix.pba_offset) is int
+
+
+def test_chelsio_pba_quirk_when_the_pba_offset_is_the_bar_size():
+    """vfio_msix_early_setup: a PBA offset at or past its BAR's size is fixed to 0x1000
+    for Chelsio T5 VFs (vendor 0x1425, device 0x58xx)."""
+    dev = PciDevice(
+        "0000:02:00.0",
+        (PciBar(0, 16 * K),),
+        MsixCapability(16, 0, 0, 0, 16 * K),
+        vendor_id=0x1425,
+        device_id=0x5803,
+    )
+    r = relocate(dev, "off", P4K)
+    assert r.valid and r.msix.pba_offset == 0x1000
+
+
+def test_place_bars_largest_first_above_the_known_ones():
+    """place_bars: unknown or grown BARs go in naturally aligned slots above the known
+    ones (from 2 GiB when none is known), largest first; a sub-page BAR goes off a page
+    boundary; a BAR exactly one page is aligned like any other."""
+    bars = (
+        GuestBar(0, 4 * K, 4 * K),
+        GuestBar(1, 64 * K, 64 * K),
+        GuestBar(2, 256, 256),
+        GuestBar(4, 16 * K, 16 * K),
+    )
+    r = Relocation("off", True, None, bars, None)
+    got = place_bars(r, {}, P4K)
+    base = 0x8000_0000
+    # 64K at base, 16K at base+64K, 4K at base+80K, 256 B: cursor base+84K is page
+    # aligned, so it moves one BAR size on: base+84K+256
+    assert got == {1: base, 4: base + 64 * K, 0: base + 80 * K, 2: base + 84 * K + 256}
+    known = place_bars(r, {1: 0x1_0000_0000, 4: 0x1_0001_0000}, P4K)
+    top = 0x1_0001_0000 + 16 * K  # above the highest known BAR's end
+    assert known == {1: 0x1_0000_0000, 4: 0x1_0001_0000, 0: top, 2: top + 4 * K + 256}
+
+
+def test_mmap_areas_edges():
+    assert mmap_areas(GuestBar(0, 0, 0), None, P4K, "E2") == ()  # no host BAR
+    page_bar = GuestBar(0, P4K, P4K)
+    # a BAR of exactly one page at an unaligned host base is still mmap'd
+    assert mmap_areas(page_bar, None, P4K, "E2", host_base=0x1800) == ((0, P4K),)
+    assert mmap_areas(GuestBar(0, 2 * K, 2 * K), None, P4K, "E2", host_base=0x1800) == ()
+
+
+def test_the_stack_sits_where_qemu_puts_pci():
+    """The simulated stack hangs from ``pci`` (prio -1) in ``system`` of address space
+    ``memory``, as QEMU's q35 prints it (samples/vfio/q35-base/info-mtree.txt lines 5-7:
+    `system` prio 0, `pci` prio -1, both i/o over 0-ffffffffffffffff)."""
+    dev = sas3008()
+    reloc = relocate(dev, "off", P4K)
+    tree = build_stack(dev, reloc, {1: 0x10000000, 3: 0x10040000}, dev.msix, StackOptions())
+    (group,) = tree.address_spaces
+    assert group.names == ("memory",) and tree.sections == () and tree.file == "<simulated off>"
+    system = group.root
+    (pci,) = system.subregions
+    assert (system.name, system.addr, system.priority, system.type) == ("system", 0, 0, "i/o")
+    assert (pci.name, pci.addr, pci.priority, pci.type) == ("pci", 0, -1, "i/o")
+    assert system.size == pci.size == 1 << 64
+    assert [b.name for b in pci.subregions] == [
+        "0001:03:00.0 base BAR 1",
+        "0001:03:00.0 base BAR 3",
+    ]
+
+
+def test_simulated_regions_are_where_their_parents_put_them():
+    """Every region's absolute start is its parent's start plus its offset (the model's
+    MemoryRegion.start), and the types are what QEMU prints for vfio-pci's stack
+    (samples/vfio/q35-base/info-mtree-D.txt: i/o for base BAR, BAR, msix-table and the
+    disabled msix-pba; ramd for mmaps[k]).  Only the table BAR holds msix-table/pba."""
+    dev = sas3008()
+    bases = {1: 0x10000000, 3: 0x10040000}
+    for option in ("off", "bar5"):
+        reloc = relocate(dev, option, P4K)
+        where = {**bases, 5: 0x10080000}
+        tree = build_stack(dev, reloc, where, dev.msix, StackOptions(P4K, "E1"))
+        (group,) = tree.address_spaces
+
+        def check(mr, start):
+            assert mr.start == start + mr.addr, mr.name
+            for c in mr.subregions:
+                check(c, mr.start)
+
+        check(group.root, 0)
+        for mr, _ in walk(group.root):
+            if "mmaps[" in mr.name:
+                assert mr.type == "ramd"
+            else:
+                assert mr.type == "i/o", mr.name
+        table_bar = reloc.msix.table_bar
+        for b in reloc.bars:
+            if b.is_io:
+                continue
+            kids = {c.name for c in _children(tree, f"0001:03:00.0 base BAR {b.index}").subregions}
+            msix = {"msix-table", "msix-pba"} & kids
+            assert msix == ({"msix-table", "msix-pba"} if b.index == table_bar else set())
+
+
+def test_a_widened_sub_page_bar_region_grows_to_the_page():
+    """vfio_sub_page_bar_update_mapping sets both the BAR's region and its mmap to one
+    host page (memory_region_set_size on each)."""
+    facts = DeviceFacts(nvme(), {0: 0x630040010000})
+    _r, tree, _view = simulate(facts, "off", P64K, "E2")
+    assert _children(tree, "0000:01:00.0 BAR 0").size == P64K

@@ -167,7 +167,7 @@ def relocate(dev: PciDevice, option: str, page: int) -> Relocation:
             option, False, prefix + f"Invalid MSI-X relocation BAR {t}, I/O port BAR", bars, msix
         )
     prev = by.get(t - 1)
-    if cur is None and t > 0 and prev is not None and prev.is_64bit:
+    if cur is None and prev is not None and prev.is_64bit:  # BAR -1 is never in by
         return Relocation(
             option,
             False,
