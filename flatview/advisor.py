@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 from itertools import product
 
 from .flatten import flatten
@@ -29,8 +29,13 @@ from .vfio.stack import (
     build_stack,
     msix_relocation_size,
     place_bars,
-    relocate,
 )
+from .vfio.stack import relocate as _relocate_uncached
+
+# vfio_pci_relocate_msix is a pure function of the device, option and page size, and the
+# advisor asks it again per option, world and strategy.  Memoised here, not where it is
+# defined: mutmut does not mutate decorated functions.
+relocate = lru_cache(maxsize=4096)(_relocate_uncached)
 
 __all__ = [
     "REPORTED_PAIRS",
