@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -254,6 +255,8 @@ def main() -> int:
         "(valgrind; about 2 minutes more): ratios that do not move with the load",
     )
     args = ap.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        ap.error("--instructions needs valgrind (Debian: apt-get install valgrind)")
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     rows: list[tuple[str, str, str, str, bool]] = []  # figure, value, floor, goal, met
