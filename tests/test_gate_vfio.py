@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from flatview.diff import BarDiff, Trap, bar_diffs, load_side
+from flatview.diff import BarDiff, Trap, bar_diffs, load_side, verdict
 from flatview.errors import UsageError
 from flatview.gate import gate, parse_allow, why_text
 
@@ -470,3 +470,88 @@ def test_no_mmap_traps_are_the_candidates_ranges_over_the_lost_pages(page: int) 
         assert all(
             t.what == ("msix-table" if t.name == "msix-table" else "trapped") for t in d.traps
         )
+
+
+BASE_BAR = re.compile(r"^(?P<bdf>\S+) base BAR (?P<k>\d)$")
+
+
+def _bars(text: str) -> tuple[set, set, set]:
+    """(device, BAR) keys of the dump: with a host BAR region, with a ramd mmap, and
+    relocation space (a base BAR with no host BAR region under it)."""
+    lines = _lines(text)
+    host = {(h["bdf"], int(h["k"])) for m, _ in lines if (h := HOST_BAR.match(m["name"]))}
+    ramd = {
+        (mm["bdf"], int(mm["k"]))
+        for m, _ in lines
+        if m["type"] == "ramd" and (mm := MMAP.match(m["name"]))
+    }
+    base = {(b["bdf"], int(b["k"])) for m, _ in lines if (b := BASE_BAR.match(m["name"]))}
+    return host - io_bars(text), ramd, base - host
+
+
+def io_bars(text: str) -> set:
+    """Host BARs printed under an I/O heading (`address-space: I/O`, a `pci_bridge_io`
+    or `io` section): I/O port BARs, always trapped."""
+    out, heading = set(), ""
+    for raw in text.splitlines():
+        if raw.startswith(("address-space:", "memory-region:")):
+            heading = raw.split(":", 1)[1].strip()
+        elif (
+            (m := LINE.match(raw))
+            and (h := HOST_BAR.match(m["name"]))
+            and (heading in ("I/O", "io") or heading.startswith("pci_bridge_io"))
+        ):
+            out.add((h["bdf"], int(h["k"])))
+    return out
+
+
+@pytest.mark.parametrize("page", [4 * K, 64 * K])
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("q35-base", "q35-msix-relocation-bar"),
+        ("q35-msix-relocation-bar", "q35-base"),
+        ("q35-base", "q35-no-mmap"),
+        ("q35-no-mmap", "q35-no-mmap"),
+    ],
+)
+def test_each_bars_verdict_follows_the_oracle(before: str, after: str, page: int) -> None:
+    """diff.verdict's first clause for every BAR, from the dump texts: pages lost (direct
+    before, not after, or the count dropping) and gained; unchanged; no whole page
+    direct-mapped (ramd on a side, no page); stays trapped (no ramd on either side); a
+    BAR of relocation space new or gone."""
+    bt, at = tree(before), tree(after)
+    b_pages, a_pages = direct_pages(bt, page), direct_pages(at, page)
+    b_host, b_ramd, b_reloc = _bars(bt)
+    a_host, a_ramd, a_reloc = _bars(at)
+    diffs = bar_diffs(load_side(bt, "b"), load_side(at, "a"), [page])
+    seen = set()
+    for d in diffs:
+        key = (d.device, d.index)
+        seen.add(key)
+        head = verdict(d).split("; ")[0]
+        if key in io_bars(bt) | io_bars(at):
+            assert head == "I/O BAR: always trapped", key
+        elif key in b_reloc and key not in a_reloc | a_host:
+            assert head == "BAR gone (it had no host pages: relocation space)", key
+        elif key in a_reloc and key not in b_reloc | b_host:
+            assert head == "new BAR, no host pages (relocation space)", key
+        elif key in b_reloc and key in a_reloc:
+            assert head == "no host pages (relocation space)", key
+        else:
+            bp, ap = b_pages[key], a_pages[key]
+            lost = max(len(bp - ap), len(bp) - len(ap))
+            gained = len(ap - bp) or max(0, len(ap) - len(bp))
+            bits = [f"loses {lost} page(s)"] * bool(lost) + [f"gains {gained} page(s)"] * bool(
+                gained
+            )
+            if bits:
+                want = ", ".join(bits)
+            elif not bp and not ap and key not in b_ramd | a_ramd:
+                want = "stays trapped (no mmap in either dump)"
+            elif not bp and not ap:
+                want = "no whole page direct-mapped on either side"
+            else:
+                want = "unchanged"
+            assert head == want, key
+    assert seen == (b_host | b_reloc | a_host | a_reloc | io_bars(bt) | io_bars(at))
