@@ -555,3 +555,44 @@ def test_each_bars_verdict_follows_the_oracle(before: str, after: str, page: int
                 want = "unchanged"
             assert head == want, key
     assert seen == (b_host | b_reloc | a_host | a_reloc | io_bars(bt) | io_bars(at))
+
+
+def shift_subtree(text: str, head: str, delta: int | None) -> str:
+    """The region line ending in ``: head`` and every line nested under it moved by
+    ``delta`` bytes (start and end), as QEMU would print the BAR mapped elsewhere;
+    removed when ``delta`` is None."""
+    out, below = [], None
+    for raw in text.split("\n"):
+        ind = len(raw) - len(raw.lstrip(" "))
+        m = LINE.match(raw)
+        if below is not None and (not m or ind <= below):
+            below = None
+        if m and (below is not None or raw.endswith(f": {head}")):
+            below = ind if below is None else below
+            if delta is None:
+                continue
+            s, e = int(m["s"], 16) + delta, int(m["e"], 16) + delta
+            raw = f"{m['ind']}{s:016x}-{e:016x}" + raw[len(m["ind"]) + 33 :]
+        out.append(raw)
+    return "\n".join(out)
+
+
+def test_why_a_bar_lost_its_pages_without_a_trap() -> None:
+    """BarDiff.why when no trap names the loss: the BAR is gone from the candidate; or
+    e1000e BAR 1 (128K at 0xfe060000, all ramd) moved up by 0x800, so page 0 holds only
+    a piece of ramd (not a whole page, nothing else: no trap) -- lost, by the oracle."""
+    base = tree("q35-base")
+    no_bar1 = shift_subtree(base, f"{E1000E} base BAR 1", None)
+    assert f"{E1000E} BAR 1 mmaps" not in no_bar1
+    moved = shift_subtree(base, f"{E1000E} base BAR 1", 0x800)
+    assert "00000000fe060800-00000000fe0807ff (prio 1, i/o): 0000:00:04.0 base BAR 1" in moved
+    assert expected(base, moved, 4 * K)[(E1000E, 1)] == (32, 31, {0})
+    b = load_side(base, "b")
+    for cand, why, lost in (
+        (no_bar1, "BAR 1 is not in the candidate", []),
+        (moved, "no ramd range covers the page(s) any more (nothing mapped there)", [(0, 1)]),
+    ):
+        (d,) = [x for x in bar_diffs(b, load_side(cand, "c"), [4 * K]) if x.device == E1000E
+                and x.index == 1]  # fmt: skip
+        assert d.pages_before == 32 and d.traps == ()
+        assert (d.why, [(r.start, r.count) for r in d.lost]) == (why, lost)
