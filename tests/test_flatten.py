@@ -1422,3 +1422,87 @@ def test_a_large_overlapping_cluster_is_one_overlap():
     know = Knowledge()
     know.render_order(same)
     assert know.overlaps(same) == ()
+
+
+# ------------------------------------------------ what a paste leaves undecided, in words
+
+
+def test_an_alias_whose_target_was_not_pasted_is_undecided():
+    # the window 0x1000-0x1fff shows blk from offset 0x800 (the alias line says so), but
+    # blk's memory-region section is not in the paste
+    text = """\
+address-space: memory
+  0000000000000000-ffffffffffffffff (prio 0, i/o): system
+    0000000000001000-0000000000001fff (prio 0, ram): alias win @blk \
+0000000000000800-00000000000017ff
+"""
+    (dump,) = read_dumps(text, "t")
+    (amb,) = flatten(dump).ambiguities
+    assert (amb.kind, [r.name for r in amb.regions], amb.start, amb.end) == (
+        "alias target not pasted",
+        ["win"],
+        0x1000,
+        0x2000,
+    )
+    assert str(amb) == (
+        "alias target not pasted: 'win' (line 3) over 0x1000-0x1fff: "
+        "the guest sees 'blk' from offset 0x800, whose section was not pasted | "
+        "left out of the view above: paste 'info mtree' whole to decide"
+    )
+
+
+def test_rows_pasted_without_their_parent_are_undecided_between_them():
+    # tree rows (one is nested: not a flat view) whose parent line was not pasted
+    text = """\
+0000000000001000-0000000000001fff (prio 0, i/o): a
+  0000000000001000-00000000000017ff (prio 0, i/o): a-regs
+0000000000003000-0000000000003fff (prio 0, i/o): b
+"""
+    (dump,) = read_dumps(text, "t")
+    (amb,) = [a for a in flatten(dump).ambiguities if a.kind == "parent not pasted"]
+    assert ([r.name for r in amb.regions], amb.start, amb.end) == (["a", "b"], 0x1000, 0x4000)
+    assert str(amb) == (
+        "parent not pasted: 'a' (line 1), 'b' (line 3) over 0x1000-0x3fff: "
+        "nothing between the pasted rows: their parent is a pure container | "
+        "the parent's own MMIO or RAM between them: paste its line to decide"
+    )
+
+
+def test_a_hidden_region_and_a_writable_alias_are_reported_once_per_dump():
+    """devB-regs (line 5) prints two levels below devA: its disabled parent was hidden
+    (QEMU >= 5.1 without -D); it sits at 0x110000 (devA's 0x100000 + 0x10000).  `win`
+    aliases RAM.  A second address space reaches all of system again through an alias:
+    each is still reported once."""
+    text = """\
+address-space: memory
+  0000000000000000-ffffffffffffffff (prio 0, i/o): system
+    0000000000001000-0000000000001fff (prio 0, ram): alias win @blk \
+0000000000000000-0000000000000fff
+    0000000000100000-000000000011ffff (prio 1, i/o): devA
+        0000000000110000-0000000000110fff (prio 0, i/o): devB-regs
+
+address-space: bus
+  0000000000000000-ffffffffffffffff (prio 0, i/o): bus master container
+    0000000000000000-ffffffffffffffff (prio 0, i/o): alias bus master @system \
+0000000000000000-ffffffffffffffff
+
+memory-region: blk
+  0000000000000000-000000000000ffff (prio 0, ram): blk
+
+"""
+    (dump,) = read_dumps(text, "t")
+    result = flatten(dump)
+    assert len(result.views) == 2
+    hidden = [a for a in result.ambiguities if a.kind == "hidden disabled region"]
+    ro = [a for a in result.ambiguities if a.kind == "read-only alias?"]
+    assert [(a.start, a.end, [r.name for r in a.regions]) for a in hidden] == [
+        (0x110000, 0x111000, ["devB-regs"])
+    ]
+    assert hidden[0].outcomes == (
+        "nothing renders: these subregions belong to a disabled region that 'info mtree' "
+        "hid (QEMU >= 5.1 without -D)",
+        "take 'info mtree -D' to see the region and confirm",
+    )
+    assert [(a.start, a.end, [r.name for r in a.regions]) for a in ro] == [
+        (0x1000, 0x2000, ["win"])
+    ]
