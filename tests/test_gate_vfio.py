@@ -596,3 +596,27 @@ def test_why_a_bar_lost_its_pages_without_a_trap() -> None:
                 and x.index == 1]  # fmt: skip
         assert d.pages_before == 32 and d.traps == ()
         assert (d.why, [(r.start, r.count) for r in d.lost]) == (why, lost)
+
+
+def test_a_trapped_range_split_over_lost_runs_is_one_trap() -> None:
+    """e1000e BAR 1 (128K at 0xfe060000) loses its mmap and gains a quirk (prio 1, as
+    vfio's quirks are added) at +0x1800-0x18ff: every page is lost; the BAR region shows
+    on both sides of the quirk, across runs of different states (page 1 holds the
+    quirk), and each side is one trap."""
+    base = tree("q35-base")
+    mmap = "        00000000fe060000-00000000fe07ffff (prio 0, ramd): 0000:00:04.0 BAR 1 mmaps[0]"
+    quirk = "        00000000fe061800-00000000fe0618ff (prio 1, i/o): vfio-quirk"
+    assert base.count(mmap + "\n") == 1
+    cand = base.replace(mmap + "\n", quirk + "\n")
+    (d,) = [
+        x
+        for x in bar_diffs(load_side(base, "b"), load_side(cand, "c"), [4 * K])
+        if (x.device, x.index) == (E1000E, 1)
+    ]
+    assert (d.pages_before, d.pages_after, sum(r.count for r in d.lost)) == (32, 0, 32)
+    g = 0xFE060000
+    assert [(t.name, t.start, t.end, t.what, t.guest) for t in d.traps] == [
+        (f"{E1000E} BAR 1", 0, 0x1800, "trapped", g),
+        ("vfio-quirk", 0x1800, 0x1900, "quirk", g + 0x1800),
+        (f"{E1000E} BAR 1", 0x1900, 0x20000, "trapped", g + 0x1900),
+    ]
