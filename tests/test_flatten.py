@@ -1506,3 +1506,53 @@ memory-region: blk
     assert [(a.start, a.end, [r.name for r in a.regions]) for a in ro] == [
         (0x1000, 0x2000, ["win"])
     ]
+
+
+def test_equal_priority_overlaps_in_words_pairs_clipped_and_a_cluster():
+    """Two overlapping siblings of `dev` (0-0x17ff): reported over their overlap clipped
+    to dev, 0x1000-0x17ff.  Twelve MMIO siblings overlapping one another (66 pairs, more
+    than 64): one report over the cluster's span, 0x0-0x10af, naming all twelve."""
+    rows = "\n".join(
+        f"    {i * 0x10:016x}-{i * 0x10 + 0xFFF:016x} (prio 0, i/o): r{i}" for i in range(12)
+    )
+    text = f"""\
+address-space: memory
+  0000000000000000-ffffffffffffffff (prio 0, i/o): system
+{rows}
+    0000000000100000-00000000001017ff (prio 1, i/o): dev
+      0000000000100000-0000000000101fff (prio 0, i/o): a
+      0000000000101000-0000000000102fff (prio 0, i/o): b
+"""
+    (dump,) = read_dumps(text, "t")
+    ambs = [a for a in flatten(dump).ambiguities if a.kind == "equal-priority overlap"]
+    later = "printed later, at the higher address: QEMU 7.2 added it last on ppc mac99 and 40p"
+    by_size = sorted(ambs, key=lambda a: len(a.regions))
+    pair, cluster = by_size
+    assert ([r.name for r in pair.regions], pair.start, pair.end) == (
+        ["b", "a"],
+        0x101000,
+        0x101800,
+    )
+    assert pair.outcomes == (f"'b' wins ({later})", "'a' wins if it was added to 'dev' last")
+    assert [r.name for r in cluster.regions] == [f"r{i}" for i in reversed(range(12))]
+    assert (cluster.start, cluster.end) == (0, 0xB0 + 0x1000)
+    assert cluster.outcomes == (
+        f"'r11' wins where it overlaps ({later}), then the others in printed order",
+        "where two of these 12 siblings overlap, the one added to 'system' last wins",
+    )
+
+
+def test_a_read_only_range_prints_rom_or_the_old_letters():
+    """_readonly_type: `rom`, except QEMU <= 2.8's letters (readable, writable), where a
+    read-only range is readable and not writable."""
+    from flatview.flatten import _readonly_type
+
+    assert [_readonly_type(t) for t in ("RW", "R-", "-W", "ram", "ramd", "RX", "W")] == [
+        "R-",
+        "R-",
+        "--",
+        "rom",
+        "rom",
+        "rom",
+        "rom",
+    ]
