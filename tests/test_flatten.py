@@ -1417,6 +1417,18 @@ def test_a_large_overlapping_cluster_is_one_overlap():
             assert members == order  # the higher start renders first: r11 ... r0
             assert [m.name for m in members] == [f"r{i}" for i in reversed(range(12))]
             assert why.startswith("printed later, at the higher address")
+    # exactly 64 pairs are still listed one by one: r0 (0x0-0x9f) overlaps r1..r9 only,
+    # 66 - 2 = 64 pairs
+    subs = (_io("r0", 0, 0xA0), *(_io(f"r{i}", i * 0x10, 0x1000) for i in range(1, 12)))
+    c = _container(*subs)
+    know = Knowledge()
+    know.render_order(c)
+    assert len(know.overlaps(c)) == 64
+    # 66 pairs over two addresses: still one overlap (different starts exist)
+    two = _container(*(_io(f"t{i}", 0x10 * (i % 2), 0x1000) for i in range(12)))
+    know = Knowledge()
+    know.render_order(two)
+    assert len(know.overlaps(two)) == 1
     # a cluster of 12 at one address: print order, nothing to list
     same = _container(*(_io(f"s{i}", 0x100, 0x100) for i in range(12)))
     know = Knowledge()
