@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cache, lru_cache
 from itertools import product
 
 from .flatten import flatten
@@ -28,8 +29,13 @@ from .vfio.stack import (
     build_stack,
     msix_relocation_size,
     place_bars,
-    relocate,
 )
+from .vfio.stack import relocate as _relocate_uncached
+
+# vfio_pci_relocate_msix is a pure function of the device, option and page size, and the
+# advisor asks it again per option, world and strategy.  Memoised here, not where it is
+# defined: mutmut does not mutate decorated functions.
+relocate = lru_cache(maxsize=4096)(_relocate_uncached)
 
 __all__ = [
     "REPORTED_PAIRS",
@@ -172,6 +178,7 @@ def era_words(era: str) -> str:
     return ERA_WORDS.get(era, era)
 
 
+@cache  # a report asks for the same few sizes thousands of times
 def size_text(n: int) -> str:
     """Sizes in one style, as QEMU and lspci print them: 4K, 64K, 1M, 16G."""
     from .vfio.devices import human

@@ -20,6 +20,8 @@ from .render.layout import WIDTH, wrap, wrap_lines
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (4 ms a run)
 
 if TYPE_CHECKING:
+    from typing import IO
+
     from .model import FlatDump, MemoryRegion, MtreeDump
     from .terminates import Version
 
@@ -140,8 +142,18 @@ def _relocation_option(value: str) -> str:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, except that a help, usage or version text that cannot be
+    written is an error (argparse drops the OSError: ``flatview --help > /dev/full``
+    exited 0 with nothing written).  Subparsers are made of the same class."""
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        if message:
+            (file or sys.stderr).write(message)
+
+
 def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="flatview",
         description="Read QEMU 'info mtree' dumps, recompute FlatViews, and advise on VFIO "
         "MSI-X relocation.",
@@ -1024,6 +1036,13 @@ def _run(argv: Sequence[str] | None, staged: list[files.OutputFile]) -> int:
     except SystemExit as done:  # --help, --version, or a usage error argparse printed
         code = done.code if isinstance(done.code, int) else EXIT_ERROR
         return code if _flush_stdout() else EXIT_ERROR
+    except BrokenPipeError:  # `flatview --help | head -1`: the reader had enough
+        _quiet_stdout()
+        return EXIT_OK
+    except OSError as exc:  # the help or usage could not be written (/dev/full)
+        _quiet_stdout()
+        _say(f"cannot write the output: {exc.strerror}")
+        return EXIT_ERROR
     if sys.stdout is None:
         _say("cannot write the output: standard output is closed")
         return EXIT_ERROR

@@ -167,6 +167,15 @@ def test_full_stdout_is_one_line_and_the_junit_report_is_not_written(tmp_path):
     assert p.returncode == 1 and report.read_text().startswith("<?xml")
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("args", [["--help"], ["gate", "--help"], ["--version"]])
+def test_help_or_version_that_cannot_be_written_is_an_error(args):
+    # argparse drops a failed write of its own texts: exit 0 with nothing shown
+    p = flatview(*args, shell_tail="> /dev/full")
+    assert p.returncode == 2
+    assert p.stderr == "flatview: cannot write the output: No space left on device\n"
+
+
 def test_a_closed_pipe_is_quiet():
     # `flatview ... | head -1`: the reader stops early; no BrokenPipeError, no message
     p = subprocess.run(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 
 from ..errors import UsageError
 from ..model import U64, AddressSpaceTree, MemoryRegion, MtreeDump, Variant
@@ -123,7 +122,6 @@ def _guest_bars(dev: PciDevice) -> tuple[GuestBar, ...]:
     )
 
 
-@lru_cache(maxsize=4096)  # the advisor asks again per option, world and strategy
 def relocate(dev: PciDevice, option: str, page: int) -> Relocation:
     """vfio_pci_relocate_msix, with QEMU's own error text (prefixed ``vfio <bdf>: ``)."""
     bars = _guest_bars(dev)
