@@ -1568,3 +1568,18 @@ def test_a_read_only_range_prints_rom_or_the_old_letters():
         "rom",
         "rom",
     ]
+
+
+def test_computed_ranges_carry_the_owners_qemu_prints():
+    """`info mtree -o` (samples/qemu/x86_64-q35): the recomputed memory view names the
+    same owner on every range as QEMU's own `info mtree -f -o` of that machine."""
+    folder = Path(__file__).resolve().parents[1] / "samples" / "qemu" / "x86_64-q35"
+    (tree,) = api.split_kinds(api.load(str(folder / "info-mtree-o.txt")))[0]
+    (flat,) = api.split_kinds(api.load(str(folder / "info-mtree-f-o.txt")))[1]
+
+    def owners(views):
+        (view,) = [v for v in views if "memory" in v.names]
+        return [(r.start, r.size, r.owner.text if r.owner else None) for r in view.ranges]
+
+    mine, qemu = owners(flatten(tree).views), owners(flat.views)
+    assert mine == qemu and any(o for _s, _n, o in qemu)
