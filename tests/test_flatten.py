@@ -1583,3 +1583,34 @@ def test_computed_ranges_carry_the_owners_qemu_prints():
 
     mine, qemu = owners(flatten(tree).views), owners(flat.views)
     assert mine == qemu and any(o for _s, _n, o in qemu)
+
+
+def test_a_region_reached_through_two_aliases_is_reported_once():
+    """`box` is mapped twice, w1 at 0 and w2 at 0x100000 (w2, the higher, renders first):
+    its alias onto RAM (`win`) and the child of its hidden disabled region (printed two
+    levels below `dev`) are each reported once, over w2's window."""
+    text = """\
+address-space: memory
+  0000000000000000-ffffffffffffffff (prio 0, i/o): system
+    0000000000000000-000000000000ffff (prio 0, i/o): alias w1 @box \
+0000000000000000-000000000000ffff
+    0000000000100000-000000000010ffff (prio 0, i/o): alias w2 @box \
+0000000000000000-000000000000ffff
+
+memory-region: box
+  0000000000000000-000000000000ffff (prio 0, i/o): box
+    0000000000001000-0000000000001fff (prio 0, ram): alias win @ram \
+0000000000000000-0000000000000fff
+    0000000000002000-0000000000002fff (prio 0, i/o): dev
+        0000000000004000-0000000000004fff (prio 0, i/o): hidden-child
+
+memory-region: ram
+  0000000000000000-000000000000ffff (prio 0, ram): ram
+
+"""
+    (dump,) = read_dumps(text, "t")
+    got = sorted((a.kind, a.start, a.end) for a in flatten(dump).ambiguities)
+    assert got == [
+        ("hidden disabled region", 0x104000, 0x105000),
+        ("read-only alias?", 0x101000, 0x102000),
+    ]
