@@ -1614,3 +1614,36 @@ memory-region: ram
         ("hidden disabled region", 0x104000, 0x105000),
         ("read-only alias?", 0x101000, 0x102000),
     ]
+
+
+def test_guesses_name_what_the_dump_does_not_print():
+    """FlattenResult.guesses: a read-only alias (`pam-rom`, hw/pci-host/pam.c) and a
+    writable `isa-bios` onto RAM (isapc) are noted with their rule; memslot aliases
+    (tests/fixtures/versions/virtio-mem-memslots.txt) are noted unmergeable only when
+    neither --qemu-version nor the text settles it."""
+    text = """\
+address-space: memory
+  0000000000000000-ffffffffffffffff (prio 0, i/o): system
+    00000000000c0000-00000000000c3fff (prio 1, ram): alias pam-rom @pc.ram \
+00000000000c0000-00000000000c3fff
+    00000000000e0000-00000000000fffff (prio 1, ram): alias isa-bios @pc.ram \
+00000000000e0000-00000000000fffff
+
+memory-region: pc.ram
+  0000000000000000-0000000007ffffff (prio 0, ram): pc.ram
+
+"""
+    (dump,) = read_dumps(text, "t")
+    got = {(g.region.name, g.what, g.rule) for g in flatten(dump).guesses}
+    assert ("pam-rom", "is read-only", READONLY_ALIASES["pam-rom"]) in got
+    assert ("isa-bios", "is writable", READONLY_ALIASES["isa-bios"]) in got
+    path = Path(__file__).resolve().parent / "fixtures" / "versions" / "virtio-mem-memslots.txt"
+    (tree,) = api.split_kinds(api.load(str(path)))[0]
+    slots = sorted(
+        (g.region.name, g.what)
+        for g in flatten(tree, Knowledge()).guesses
+        if g.region.name.startswith("memslot-")
+    )
+    assert slots == [("memslot-0", "is unmergeable"), ("memslot-1", "is unmergeable")]
+    told = flatten(tree, Knowledge(qemu_version=(8, 1))).guesses
+    assert not [g for g in told if g.region.name.startswith("memslot-")]
