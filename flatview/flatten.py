@@ -88,7 +88,7 @@ class _Piece:
         offset: int,
         readonly: bool,
         nonvolatile: bool,
-        unmergeable: bool = False,  # FlatRange.unmergeable (QEMU >= 8.2)
+        unmergeable: bool,  # FlatRange.unmergeable (QEMU >= 8.2)
     ) -> None:
         self.start = start
         self.size = size
@@ -315,7 +315,7 @@ def _fill_gaps(
     clip: tuple[int, int],
     ro: bool,
     nv: bool,
-    um: bool = False,
+    um: bool,
 ) -> None:
     """The gap-filling loop of render_memory_region (``flatview_insert`` of each hole).
 

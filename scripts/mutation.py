@@ -44,6 +44,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_flatten.py",
         "tests/test_flatten_properties.py",
         "tests/test_tiebreak_samples.py",
+        "tests/test_qemu_versions.py",
     ],
     "terminates": [
         "tests/test_flatten.py",

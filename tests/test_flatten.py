@@ -1417,8 +1417,233 @@ def test_a_large_overlapping_cluster_is_one_overlap():
             assert members == order  # the higher start renders first: r11 ... r0
             assert [m.name for m in members] == [f"r{i}" for i in reversed(range(12))]
             assert why.startswith("printed later, at the higher address")
+    # exactly 64 pairs are still listed one by one: r0 (0x0-0x9f) overlaps r1..r9 only,
+    # 66 - 2 = 64 pairs
+    subs = (_io("r0", 0, 0xA0), *(_io(f"r{i}", i * 0x10, 0x1000) for i in range(1, 12)))
+    c = _container(*subs)
+    know = Knowledge()
+    know.render_order(c)
+    assert len(know.overlaps(c)) == 64
+    # 66 pairs over two addresses: still one overlap (different starts exist)
+    two = _container(*(_io(f"t{i}", 0x10 * (i % 2), 0x1000) for i in range(12)))
+    know = Knowledge()
+    know.render_order(two)
+    assert len(know.overlaps(two)) == 1
     # a cluster of 12 at one address: print order, nothing to list
     same = _container(*(_io(f"s{i}", 0x100, 0x100) for i in range(12)))
     know = Knowledge()
     know.render_order(same)
     assert know.overlaps(same) == ()
+
+
+# ------------------------------------------------ what a paste leaves undecided, in words
+
+
+def test_an_alias_whose_target_was_not_pasted_is_undecided():
+    # the window 0x1000-0x1fff shows blk from offset 0x800 (the alias line says so), but
+    # blk's memory-region section is not in the paste
+    text = """\
+address-space: memory
+  0000000000000000-ffffffffffffffff (prio 0, i/o): system
+    0000000000001000-0000000000001fff (prio 0, ram): alias win @blk \
+0000000000000800-00000000000017ff
+"""
+    (dump,) = read_dumps(text, "t")
+    (amb,) = flatten(dump).ambiguities
+    assert (amb.kind, [r.name for r in amb.regions], amb.start, amb.end) == (
+        "alias target not pasted",
+        ["win"],
+        0x1000,
+        0x2000,
+    )
+    assert str(amb) == (
+        "alias target not pasted: 'win' (line 3) over 0x1000-0x1fff: "
+        "the guest sees 'blk' from offset 0x800, whose section was not pasted | "
+        "left out of the view above: paste 'info mtree' whole to decide"
+    )
+
+
+def test_rows_pasted_without_their_parent_are_undecided_between_them():
+    # tree rows (one is nested: not a flat view) whose parent line was not pasted
+    text = """\
+0000000000001000-0000000000001fff (prio 0, i/o): a
+  0000000000001000-00000000000017ff (prio 0, i/o): a-regs
+0000000000003000-0000000000003fff (prio 0, i/o): b
+"""
+    (dump,) = read_dumps(text, "t")
+    (amb,) = [a for a in flatten(dump).ambiguities if a.kind == "parent not pasted"]
+    assert ([r.name for r in amb.regions], amb.start, amb.end) == (["a", "b"], 0x1000, 0x4000)
+    assert str(amb) == (
+        "parent not pasted: 'a' (line 1), 'b' (line 3) over 0x1000-0x3fff: "
+        "nothing between the pasted rows: their parent is a pure container | "
+        "the parent's own MMIO or RAM between them: paste its line to decide"
+    )
+
+
+def test_a_hidden_region_and_a_writable_alias_are_reported_once_per_dump():
+    """devB-regs (line 5) prints two levels below devA: its disabled parent was hidden
+    (QEMU >= 5.1 without -D); it sits at 0x110000 (devA's 0x100000 + 0x10000).  `win`
+    aliases RAM.  A second address space reaches all of system again through an alias:
+    each is still reported once."""
+    text = """\
+address-space: memory
+  0000000000000000-ffffffffffffffff (prio 0, i/o): system
+    0000000000001000-0000000000001fff (prio 0, ram): alias win @blk \
+0000000000000000-0000000000000fff
+    0000000000100000-000000000011ffff (prio 1, i/o): devA
+        0000000000110000-0000000000110fff (prio 0, i/o): devB-regs
+
+address-space: bus
+  0000000000000000-ffffffffffffffff (prio 0, i/o): bus master container
+    0000000000000000-ffffffffffffffff (prio 0, i/o): alias bus master @system \
+0000000000000000-ffffffffffffffff
+
+memory-region: blk
+  0000000000000000-000000000000ffff (prio 0, ram): blk
+
+"""
+    (dump,) = read_dumps(text, "t")
+    result = flatten(dump)
+    assert len(result.views) == 2
+    hidden = [a for a in result.ambiguities if a.kind == "hidden disabled region"]
+    ro = [a for a in result.ambiguities if a.kind == "read-only alias?"]
+    assert [(a.start, a.end, [r.name for r in a.regions]) for a in hidden] == [
+        (0x110000, 0x111000, ["devB-regs"])
+    ]
+    assert hidden[0].outcomes == (
+        "nothing renders: these subregions belong to a disabled region that 'info mtree' "
+        "hid (QEMU >= 5.1 without -D)",
+        "take 'info mtree -D' to see the region and confirm",
+    )
+    assert [(a.start, a.end, [r.name for r in a.regions]) for a in ro] == [
+        (0x1000, 0x2000, ["win"])
+    ]
+
+
+def test_equal_priority_overlaps_in_words_pairs_clipped_and_a_cluster():
+    """Two overlapping siblings of `dev` (0-0x17ff): reported over their overlap clipped
+    to dev, 0x1000-0x17ff.  Twelve MMIO siblings overlapping one another (66 pairs, more
+    than 64): one report over the cluster's span, 0x0-0x10af, naming all twelve."""
+    rows = "\n".join(
+        f"    {i * 0x10:016x}-{i * 0x10 + 0xFFF:016x} (prio 0, i/o): r{i}" for i in range(12)
+    )
+    text = f"""\
+address-space: memory
+  0000000000000000-ffffffffffffffff (prio 0, i/o): system
+{rows}
+    0000000000100000-00000000001017ff (prio 1, i/o): dev
+      0000000000100000-0000000000101fff (prio 0, i/o): a
+      0000000000101000-0000000000102fff (prio 0, i/o): b
+"""
+    (dump,) = read_dumps(text, "t")
+    ambs = [a for a in flatten(dump).ambiguities if a.kind == "equal-priority overlap"]
+    later = "printed later, at the higher address: QEMU 7.2 added it last on ppc mac99 and 40p"
+    by_size = sorted(ambs, key=lambda a: len(a.regions))
+    pair, cluster = by_size
+    assert ([r.name for r in pair.regions], pair.start, pair.end) == (
+        ["b", "a"],
+        0x101000,
+        0x101800,
+    )
+    assert pair.outcomes == (f"'b' wins ({later})", "'a' wins if it was added to 'dev' last")
+    assert [r.name for r in cluster.regions] == [f"r{i}" for i in reversed(range(12))]
+    assert (cluster.start, cluster.end) == (0, 0xB0 + 0x1000)
+    assert cluster.outcomes == (
+        f"'r11' wins where it overlaps ({later}), then the others in printed order",
+        "where two of these 12 siblings overlap, the one added to 'system' last wins",
+    )
+
+
+def test_a_read_only_range_prints_rom_or_the_old_letters():
+    """_readonly_type: `rom`, except QEMU <= 2.8's letters (readable, writable), where a
+    read-only range is readable and not writable."""
+    from flatview.flatten import _readonly_type
+
+    assert [_readonly_type(t) for t in ("RW", "R-", "-W", "ram", "ramd", "RX", "W")] == [
+        "R-",
+        "R-",
+        "--",
+        "rom",
+        "rom",
+        "rom",
+        "rom",
+    ]
+
+
+def test_computed_ranges_carry_the_owners_qemu_prints():
+    """`info mtree -o` (samples/qemu/x86_64-q35): the recomputed memory view names the
+    same owner on every range as QEMU's own `info mtree -f -o` of that machine."""
+    folder = Path(__file__).resolve().parents[1] / "samples" / "qemu" / "x86_64-q35"
+    (tree,) = api.split_kinds(api.load(str(folder / "info-mtree-o.txt")))[0]
+    (flat,) = api.split_kinds(api.load(str(folder / "info-mtree-f-o.txt")))[1]
+
+    def owners(views):
+        (view,) = [v for v in views if "memory" in v.names]
+        return [(r.start, r.size, r.owner.text if r.owner else None) for r in view.ranges]
+
+    mine, qemu = owners(flatten(tree).views), owners(flat.views)
+    assert mine == qemu and any(o for _s, _n, o in qemu)
+
+
+def test_a_region_reached_through_two_aliases_is_reported_once():
+    """`box` is mapped twice, w1 at 0 and w2 at 0x100000 (w2, the higher, renders first):
+    its alias onto RAM (`win`) and the child of its hidden disabled region (printed two
+    levels below `dev`) are each reported once, over w2's window."""
+    text = """\
+address-space: memory
+  0000000000000000-ffffffffffffffff (prio 0, i/o): system
+    0000000000000000-000000000000ffff (prio 0, i/o): alias w1 @box \
+0000000000000000-000000000000ffff
+    0000000000100000-000000000010ffff (prio 0, i/o): alias w2 @box \
+0000000000000000-000000000000ffff
+
+memory-region: box
+  0000000000000000-000000000000ffff (prio 0, i/o): box
+    0000000000001000-0000000000001fff (prio 0, ram): alias win @ram \
+0000000000000000-0000000000000fff
+    0000000000002000-0000000000002fff (prio 0, i/o): dev
+        0000000000004000-0000000000004fff (prio 0, i/o): hidden-child
+
+memory-region: ram
+  0000000000000000-000000000000ffff (prio 0, ram): ram
+
+"""
+    (dump,) = read_dumps(text, "t")
+    got = sorted((a.kind, a.start, a.end) for a in flatten(dump).ambiguities)
+    assert got == [
+        ("hidden disabled region", 0x104000, 0x105000),
+        ("read-only alias?", 0x101000, 0x102000),
+    ]
+
+
+def test_guesses_name_what_the_dump_does_not_print():
+    """FlattenResult.guesses: a read-only alias (`pam-rom`, hw/pci-host/pam.c) and a
+    writable `isa-bios` onto RAM (isapc) are noted with their rule; memslot aliases
+    (tests/fixtures/versions/virtio-mem-memslots.txt) are noted unmergeable only when
+    neither --qemu-version nor the text settles it."""
+    text = """\
+address-space: memory
+  0000000000000000-ffffffffffffffff (prio 0, i/o): system
+    00000000000c0000-00000000000c3fff (prio 1, ram): alias pam-rom @pc.ram \
+00000000000c0000-00000000000c3fff
+    00000000000e0000-00000000000fffff (prio 1, ram): alias isa-bios @pc.ram \
+00000000000e0000-00000000000fffff
+
+memory-region: pc.ram
+  0000000000000000-0000000007ffffff (prio 0, ram): pc.ram
+
+"""
+    (dump,) = read_dumps(text, "t")
+    got = {(g.region.name, g.what, g.rule) for g in flatten(dump).guesses}
+    assert ("pam-rom", "is read-only", READONLY_ALIASES["pam-rom"]) in got
+    assert ("isa-bios", "is writable", READONLY_ALIASES["isa-bios"]) in got
+    path = Path(__file__).resolve().parent / "fixtures" / "versions" / "virtio-mem-memslots.txt"
+    (tree,) = api.split_kinds(api.load(str(path)))[0]
+    slots = sorted(
+        (g.region.name, g.what)
+        for g in flatten(tree, Knowledge()).guesses
+        if g.region.name.startswith("memslot-")
+    )
+    assert slots == [("memslot-0", "is unmergeable"), ("memslot-1", "is unmergeable")]
+    told = flatten(tree, Knowledge(qemu_version=(8, 1))).guesses
+    assert not [g for g in told if g.region.name.startswith("memslot-")]

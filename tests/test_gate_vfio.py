@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from flatview.diff import BarDiff, Trap, bar_diffs, load_side
+from flatview.diff import BarDiff, Trap, bar_diffs, load_side, verdict
 from flatview.errors import UsageError
 from flatview.gate import gate, parse_allow, why_text
 
@@ -470,3 +470,153 @@ def test_no_mmap_traps_are_the_candidates_ranges_over_the_lost_pages(page: int) 
         assert all(
             t.what == ("msix-table" if t.name == "msix-table" else "trapped") for t in d.traps
         )
+
+
+BASE_BAR = re.compile(r"^(?P<bdf>\S+) base BAR (?P<k>\d)$")
+
+
+def _bars(text: str) -> tuple[set, set, set]:
+    """(device, BAR) keys of the dump: with a host BAR region, with a ramd mmap, and
+    relocation space (a base BAR with no host BAR region under it)."""
+    lines = _lines(text)
+    host = {(h["bdf"], int(h["k"])) for m, _ in lines if (h := HOST_BAR.match(m["name"]))}
+    ramd = {
+        (mm["bdf"], int(mm["k"]))
+        for m, _ in lines
+        if m["type"] == "ramd" and (mm := MMAP.match(m["name"]))
+    }
+    base = {(b["bdf"], int(b["k"])) for m, _ in lines if (b := BASE_BAR.match(m["name"]))}
+    return host - io_bars(text), ramd, base - host
+
+
+def io_bars(text: str) -> set:
+    """Host BARs printed under an I/O heading (`address-space: I/O`, a `pci_bridge_io`
+    or `io` section): I/O port BARs, always trapped."""
+    out, heading = set(), ""
+    for raw in text.splitlines():
+        if raw.startswith(("address-space:", "memory-region:")):
+            heading = raw.split(":", 1)[1].strip()
+        elif (
+            (m := LINE.match(raw))
+            and (h := HOST_BAR.match(m["name"]))
+            and (heading in ("I/O", "io") or heading.startswith("pci_bridge_io"))
+        ):
+            out.add((h["bdf"], int(h["k"])))
+    return out
+
+
+@pytest.mark.parametrize("page", [4 * K, 64 * K])
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("q35-base", "q35-msix-relocation-bar"),
+        ("q35-msix-relocation-bar", "q35-base"),
+        ("q35-base", "q35-no-mmap"),
+        ("q35-no-mmap", "q35-no-mmap"),
+    ],
+)
+def test_each_bars_verdict_follows_the_oracle(before: str, after: str, page: int) -> None:
+    """diff.verdict's first clause for every BAR, from the dump texts: pages lost (direct
+    before, not after, or the count dropping) and gained; unchanged; no whole page
+    direct-mapped (ramd on a side, no page); stays trapped (no ramd on either side); a
+    BAR of relocation space new or gone."""
+    bt, at = tree(before), tree(after)
+    b_pages, a_pages = direct_pages(bt, page), direct_pages(at, page)
+    b_host, b_ramd, b_reloc = _bars(bt)
+    a_host, a_ramd, a_reloc = _bars(at)
+    diffs = bar_diffs(load_side(bt, "b"), load_side(at, "a"), [page])
+    seen = set()
+    for d in diffs:
+        key = (d.device, d.index)
+        seen.add(key)
+        head = verdict(d).split("; ")[0]
+        if key in io_bars(bt) | io_bars(at):
+            assert head == "I/O BAR: always trapped", key
+        elif key in b_reloc and key not in a_reloc | a_host:
+            assert head == "BAR gone (it had no host pages: relocation space)", key
+        elif key in a_reloc and key not in b_reloc | b_host:
+            assert head == "new BAR, no host pages (relocation space)", key
+        elif key in b_reloc and key in a_reloc:
+            assert head == "no host pages (relocation space)", key
+        else:
+            bp, ap = b_pages[key], a_pages[key]
+            lost = max(len(bp - ap), len(bp) - len(ap))
+            gained = len(ap - bp) or max(0, len(ap) - len(bp))
+            bits = [f"loses {lost} page(s)"] * bool(lost) + [f"gains {gained} page(s)"] * bool(
+                gained
+            )
+            if bits:
+                want = ", ".join(bits)
+            elif not bp and not ap and key not in b_ramd | a_ramd:
+                want = "stays trapped (no mmap in either dump)"
+            elif not bp and not ap:
+                want = "no whole page direct-mapped on either side"
+            else:
+                want = "unchanged"
+            assert head == want, key
+    assert seen == (b_host | b_reloc | a_host | a_reloc | io_bars(bt) | io_bars(at))
+
+
+def shift_subtree(text: str, head: str, delta: int | None) -> str:
+    """The region line ending in ``: head`` and every line nested under it moved by
+    ``delta`` bytes (start and end), as QEMU would print the BAR mapped elsewhere;
+    removed when ``delta`` is None."""
+    out, below = [], None
+    for raw in text.split("\n"):
+        ind = len(raw) - len(raw.lstrip(" "))
+        m = LINE.match(raw)
+        if below is not None and (not m or ind <= below):
+            below = None
+        if m and (below is not None or raw.endswith(f": {head}")):
+            below = ind if below is None else below
+            if delta is None:
+                continue
+            s, e = int(m["s"], 16) + delta, int(m["e"], 16) + delta
+            raw = f"{m['ind']}{s:016x}-{e:016x}" + raw[len(m["ind"]) + 33 :]
+        out.append(raw)
+    return "\n".join(out)
+
+
+def test_why_a_bar_lost_its_pages_without_a_trap() -> None:
+    """BarDiff.why when no trap names the loss: the BAR is gone from the candidate; or
+    e1000e BAR 1 (128K at 0xfe060000, all ramd) moved up by 0x800, so page 0 holds only
+    a piece of ramd (not a whole page, nothing else: no trap) -- lost, by the oracle."""
+    base = tree("q35-base")
+    no_bar1 = shift_subtree(base, f"{E1000E} base BAR 1", None)
+    assert f"{E1000E} BAR 1 mmaps" not in no_bar1
+    moved = shift_subtree(base, f"{E1000E} base BAR 1", 0x800)
+    assert "00000000fe060800-00000000fe0807ff (prio 1, i/o): 0000:00:04.0 base BAR 1" in moved
+    assert expected(base, moved, 4 * K)[(E1000E, 1)] == (32, 31, {0})
+    b = load_side(base, "b")
+    for cand, why, lost in (
+        (no_bar1, "BAR 1 is not in the candidate", []),
+        (moved, "no ramd range covers the page(s) any more (nothing mapped there)", [(0, 1)]),
+    ):
+        (d,) = [x for x in bar_diffs(b, load_side(cand, "c"), [4 * K]) if x.device == E1000E
+                and x.index == 1]  # fmt: skip
+        assert d.pages_before == 32 and d.traps == ()
+        assert (d.why, [(r.start, r.count) for r in d.lost]) == (why, lost)
+
+
+def test_a_trapped_range_split_over_lost_runs_is_one_trap() -> None:
+    """e1000e BAR 1 (128K at 0xfe060000) loses its mmap and gains a quirk (prio 1, as
+    vfio's quirks are added) at +0x1800-0x18ff: every page is lost; the BAR region shows
+    on both sides of the quirk, across runs of different states (page 1 holds the
+    quirk), and each side is one trap."""
+    base = tree("q35-base")
+    mmap = "        00000000fe060000-00000000fe07ffff (prio 0, ramd): 0000:00:04.0 BAR 1 mmaps[0]"
+    quirk = "        00000000fe061800-00000000fe0618ff (prio 1, i/o): vfio-quirk"
+    assert base.count(mmap + "\n") == 1
+    cand = base.replace(mmap + "\n", quirk + "\n")
+    (d,) = [
+        x
+        for x in bar_diffs(load_side(base, "b"), load_side(cand, "c"), [4 * K])
+        if (x.device, x.index) == (E1000E, 1)
+    ]
+    assert (d.pages_before, d.pages_after, sum(r.count for r in d.lost)) == (32, 0, 32)
+    g = 0xFE060000
+    assert [(t.name, t.start, t.end, t.what, t.guest) for t in d.traps] == [
+        (f"{E1000E} BAR 1", 0, 0x1800, "trapped", g),
+        ("vfio-quirk", 0x1800, 0x1900, "quirk", g + 0x1800),
+        (f"{E1000E} BAR 1", 0x1900, 0x20000, "trapped", g + 0x1900),
+    ]

@@ -213,3 +213,76 @@ def test_a_closed_bridge_window_is_certainly_empty():
         True,
     )
     assert printed_empty("x", False, [0]) is None
+
+
+def _mr(name: str, type_: str = "i/o", size: int = 0x1000, subs=(), alias=None):
+    from flatview.model import MemoryRegion
+
+    return MemoryRegion(name=name, addr=0, start=0, size=size, priority=0, type=type_,
+                        subregions=tuple(subs), alias=alias)  # fmt: skip
+
+
+def test_the_terminates_rules_in_their_documented_order():
+    """terminates.py's module docstring, rule by rule: the decision, its reason and
+    whether the text alone settles it.  One Knowledge answers every region (cached per
+    region)."""
+    from flatview.terminates import (
+        KNOWN_CONTAINERS,
+        PCI_IO_BAR_MAX,
+        TERMINATING_PARENTS,
+        VIRTIO_MODERN_BAR,
+        Rule,
+    )
+
+    leaf = _mr("leaf")
+    system_why = dict(KNOWN_CONTAINERS)["^system$"]
+    rtc_why = dict(TERMINATING_PARENTS)["^rtc$"]
+    mmio = "an i/o leaf is MMIO (memory_region_init_io)"
+    container = "an i/o region with subregions is a pure container (memory_region_init)"
+    ram = "RAM, ROM, ROM device and RAM device regions terminate"
+    know = Knowledge()
+    # (the regions stay alive: Knowledge caches by id)
+    cases = [
+        (_mr("r", "ram"), Rule(True, ram, False)),
+        (_mr("old", "R-"), Rule(True, "ROM or ROM device (type letters of QEMU <= 2.8)", False)),
+        (_mr("oldrw", "RW"), Rule(True, mmio)),
+        (_mr("virtio-pci", size=0x4000), Rule(False, VIRTIO_MODERN_BAR, False)),
+        (_mr("virtio-pci", size=PCI_IO_BAR_MAX), Rule(True, mmio)),
+        (_mr("virtio-pci", size=0x4000, subs=[leaf]), Rule(False, container)),
+        (_mr("system", subs=[leaf]), Rule(False, system_why)),
+        (_mr("rtc", subs=[leaf]), Rule(True, rtc_why)),
+        (_mr("dev", subs=[leaf]), Rule(False, container)),
+    ]
+    for mr, rule in cases:
+        assert know.terminates(mr) == rule, mr.name
+        assert know.terminates(mr) is know.terminates(mr)
+    learned = Knowledge(flat_names=frozenset({"dev"}))
+    dev, other = _mr("dev", subs=[leaf]), _mr("other", subs=[leaf])
+    assert learned.terminates(dev) == Rule(
+        True, "QEMU's own flat view of this machine shows it", False
+    )
+    assert learned.terminates(other) == Rule(
+        False, "pure container: never in QEMU's flat view of this machine"
+    )
+
+
+def test_unmergeable_memslots_by_version():
+    """Knowledge.unmergeable: only memslot-N aliases; the user's --qemu-version settles
+    it, else the text's lower bound (>= 8.2 settles it), else it is a guess."""
+    from flatview.model import Alias
+    from flatview.terminates import UNMERGEABLE, Rule
+
+    slot = _mr("memslot-0", "ram", alias=Alias("vmem0", 0))
+    assert Knowledge().unmergeable(_mr("memslot-0", "ram")) is None  # not an alias
+    assert Knowledge().unmergeable(_mr("slot", "ram", alias=Alias("vmem0", 0))) is None
+    assert Knowledge(qemu_version=(8, 1)).unmergeable(slot) == Rule(
+        False, "QEMU 8.1 (--qemu-version): no unmergeable regions before 8.2", False
+    )
+    assert Knowledge(qemu_version=(8, 2)).unmergeable(slot) == Rule(
+        True, f"QEMU 8.2 (--qemu-version): {UNMERGEABLE.source}", False
+    )
+    text = f"{UNMERGEABLE.source} (QEMU >= 8.2)"
+    shown = Knowledge(evidence=VersionEvidence((8, 2)))
+    assert shown.unmergeable(slot) == Rule(True, text, False)
+    assert Knowledge(evidence=VersionEvidence((7, 0))).unmergeable(slot) == Rule(True, text, True)
+    assert Knowledge().unmergeable(slot) == Rule(True, text, True)
