@@ -85,24 +85,15 @@ def read_text_dumps(text: str, file: str = "-") -> Reading:
     return Reading(dumps, cleaned)
 
 
+@dataclass
 class _Block:
     """Lines from one heading group to the next empty line.  The body is parsed lazily
-    and once per distinct text: a pre-7.0 dump repeats the same tree per address space.
-    (A plain class: see flatview.source.lines._Line.)"""
+    and once per distinct text: a pre-7.0 dump repeats the same tree per address space."""
 
-    __slots__ = ("headings", "linenos", "splitter", "texts")
-
-    def __init__(
-        self,
-        headings: list[tuple[int, Heading]],
-        texts: tuple[str, ...],
-        linenos: tuple[int, ...],
-        splitter: _DumpSplitter,
-    ) -> None:
-        self.headings = headings
-        self.texts = texts
-        self.linenos = linenos
-        self.splitter = splitter
+    headings: list[tuple[int, Heading]]
+    texts: tuple[str, ...]
+    linenos: tuple[int, ...]
+    splitter: _DumpSplitter
 
     @property
     def body(self) -> list[tuple[int, LineRecord, str]]:
