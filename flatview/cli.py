@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FINDING = 1
 EXIT_ERROR = 2
+MAX_INPUT = "--max-input"  # also before the command name: _command_named must skip its value
 
 # A command returns its output, its exit status and, optionally, report files staged
 # to be committed once the output is written (flatview.files.OutputFile).
@@ -176,9 +177,9 @@ def _command_named(argv: Sequence[str]) -> str | None:
     them all, so help and "invalid choice" list every command."""
     args = iter(argv)
     for a in args:
-        if a == "--max-input":
+        if a == MAX_INPUT:  # the one option before the command that takes a value
             next(args, None)
-        elif not a.startswith("--max-input="):
+        elif not a.startswith(MAX_INPUT + "="):
             return a if a in COMMANDS else None
     return None
 
@@ -316,9 +317,9 @@ def _add_max_input(ap: argparse.ArgumentParser, sub) -> None:
     """--max-input, before or after the command name (every command reads input)."""
     limit = files.format_size(files.DEFAULT_MAX_INPUT)
     text = f"read at most this much of any input (default {limit})"
-    ap.add_argument("--max-input", metavar="SIZE", help=text)
+    ap.add_argument(MAX_INPUT, metavar="SIZE", help=text)
     for p in sub.choices.values():
-        p.add_argument("--max-input", metavar="SIZE", help=text, default=argparse.SUPPRESS)
+        p.add_argument(MAX_INPUT, metavar="SIZE", help=text, default=argparse.SUPPRESS)
 
 
 def _add_dump(p: argparse.ArgumentParser, text: str) -> None:
@@ -1049,7 +1050,7 @@ def _run(argv: Sequence[str] | None, staged: list[files.OutputFile]) -> int:
     token = files.INPUT_LIMIT.set(files.DEFAULT_MAX_INPUT)
     try:
         if args.max_input:
-            files.INPUT_LIMIT.set(files.parse_size(args.max_input, "--max-input"))
+            files.INPUT_LIMIT.set(files.parse_size(args.max_input, MAX_INPUT))
         result = COMMANDS[args.command](args)
     except FlatviewError as exc:
         _say(str(exc))
