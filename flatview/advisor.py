@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
-from itertools import product
+from itertools import pairwise, product
 
 from .flatten import flatten
 from .model import FlatView, MtreeDump
-from .pages import BarPages, bar_pages
+from .pages import BarPages, PagePart, PageRun, bar_pages
 from .terminates import Knowledge
 from .vfio.devices import DeviceFacts
-from .vfio.pci import PciDevice
+from .vfio.pci import MsixCapability, PciDevice
 from .vfio.stack import (
     OPTIONS,
     PCI_ROM_SLOT,
@@ -274,6 +274,99 @@ def _simulate(
     return reloc, bases, tree, flatten(tree, Knowledge()).views[0]
 
 
+# Simulated pages by device shape (see _shape): 70 root ports of one machine are one
+# simulation each option, not 70.  A run of the CLI advises one input; the bound keeps a
+# long-lived caller's memory flat.
+_SIMULATED: dict[tuple, tuple[str, tuple[BarPages, ...]]] = {}
+_SIMULATED_MAX = 4096
+
+
+def _simulated_pages(
+    facts: DeviceFacts, option: str, page: int, era: str, dev: PciDevice
+) -> tuple[Relocation, tuple[BarPages, ...]]:
+    """The BARs' host pages of the stack _simulate builds and renders for ``option``.
+
+    Devices of one shape (BARs, MSI-X layout, each BAR's place within its host page)
+    share one simulation: moving a BAR by whole pages, alone on its pages, moves its
+    flat ranges and nothing else, so only the guest bases and the names (``<bdf> BAR
+    N``) of the result differ; _moved carries them over."""
+    reloc = relocate(dev, option, page)
+    bases = place_bars(reloc, facts.guest_bases, page)
+    key = _shape(dev, reloc, bases, page, era, facts.host_bases)
+    hit = _SIMULATED.get(key) if key is not None else None
+    if hit is not None:
+        return reloc, _moved(hit, dev.address, bases)
+    opts = StackOptions(page, era, False, facts.host_bases)
+    view = flatten(build_stack(dev, reloc, bases, dev.msix, opts), Knowledge()).views[0]
+    sizes = {b.index: b.size for b in reloc.bars}
+    bars = _host_bar_pages(dev, view, bases, sizes, page)
+    if key is not None:
+        if len(_SIMULATED) >= _SIMULATED_MAX:
+            _SIMULATED.clear()
+        _SIMULATED[key] = (dev.address, bars)
+    return reloc, bars
+
+
+def _geometry(msix: MsixCapability | None) -> tuple[int, ...] | None:
+    """What of an MSI-X capability the stack and the pages read (not where it was read)."""
+    if msix is None:
+        return None
+    return (msix.vectors, msix.table_bar, msix.table_offset, msix.pba_bar, msix.pba_offset)
+
+
+def _shape(
+    dev: PciDevice,
+    reloc: Relocation,
+    bases: dict[int, int],
+    page: int,
+    era: str,
+    host_bases: dict[int, int],
+) -> tuple | None:
+    """What a simulation's pages depend on besides the device's address and the whole
+    pages its BARs sit at; None when two BARs share a host page (then where they sit
+    relative to each other matters, and the simulation is not shared)."""
+    # A sub-page BAR's widened mmap ends on its page; an MSI-X table placed past its BAR's
+    # end (a layout QEMU refuses, still simulated for `off`) loses to the next BAR there.
+    spans = sorted(
+        (g // page, -(-(g + gb.size) // page))
+        for gb in reloc.bars
+        if (g := bases.get(gb.index)) is not None
+    )
+    if any(a[1] > b[0] for a, b in pairwise(spans)):
+        return None
+    return (
+        tuple((b.index, b.size, b.is_io, b.is_64bit) for b in dev.bars),
+        _geometry(dev.msix),
+        reloc.bars,
+        _geometry(reloc.msix),
+        tuple(sorted((i, g % page) for i, g in bases.items())),
+        page,
+        era,
+        tuple(sorted(host_bases.items())),
+    )
+
+
+def _moved(hit: tuple[str, tuple[BarPages, ...]], address: str, bases: dict[int, int]):
+    """A shared simulation's pages for the device at ``address`` with ``bases``."""
+    was, bars = hit
+    old, new = f"{was} ", f"{address} "
+
+    def part(p: PagePart) -> PagePart:
+        if was == address or not p.name.startswith(old):
+            return p
+        return PagePart(p.start, p.end, new + p.name[len(old) :], p.type, p.what)
+
+    def run(r: PageRun) -> PageRun:
+        return PageRun(r.start, r.count, r.page_size, r.state, tuple(map(part, r.parts)))
+
+    return tuple(
+        b
+        if b.is_io or (was == address and b.guest_base == bases[b.index])
+        else replace(b, guest_base=bases[b.index], runs=tuple(map(run, b.runs)))
+        for b in bars
+    )
+
+
 def _host_bar_pages(
     dev: PciDevice,
     view: FlatView,
@@ -383,10 +476,7 @@ def _advise_one(
         if world is None and option != "off":
             reports.append(RelocationReport(option, False, verdict.error, 0, 0, 0, verdict))
             continue
-        reloc, bases, _tree, sim = _simulate(facts, option, page, era, dev=world or dev)
-        assert sim is not None
-        sizes = {b.index: b.size for b in reloc.bars}
-        bars = _host_bar_pages(world or dev, sim, bases, sizes, page)
+        reloc, bars = _simulated_pages(facts, option, page, era, world or dev)
         if option == "off":
             baseline = bars
             reloc = replace(reloc, valid=verdict.valid, error=verdict.error)
