@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import cache, lru_cache
+from functools import cache
 from itertools import pairwise, product
 
 from .flatten import flatten
@@ -33,9 +33,35 @@ from .vfio.stack import (
 from .vfio.stack import relocate as _relocate_uncached
 
 # vfio_pci_relocate_msix is a pure function of the device, option and page size, and the
-# advisor asks it again per option, world and strategy.  Memoised here, not where it is
-# defined: mutmut does not mutate decorated functions.
-relocate = lru_cache(maxsize=4096)(_relocate_uncached)
+# advisor asks it again per option, world and strategy, of devices often alike (a
+# machine's root ports).  Memoised here, not where it is defined: mutmut does not mutate
+# decorated functions.
+_RELOCATED: dict[tuple, tuple[str, Relocation]] = {}
+
+
+def relocate(dev: PciDevice, option: str, page: int) -> Relocation:
+    """vfio_pci_relocate_msix, worked out once for all devices that read the same to it
+    (BARs, MSI-X capability, ids, capability list); the address is only in its error."""
+    key = (
+        tuple((b.index, b.size, b.is_io, b.is_64bit, b.prefetchable) for b in dev.bars),
+        dev.msix,
+        dev.vendor_id,
+        dev.device_id,
+        dev.capabilities,
+        option,
+        page,
+    )
+    hit = _RELOCATED.get(key)
+    if hit is None:
+        if len(_RELOCATED) >= _SIMULATED_MAX:
+            _RELOCATED.clear()
+        hit = _RELOCATED[key] = (dev.address, _relocate_uncached(dev, option, page))
+    was, reloc = hit
+    if was == dev.address or reloc.error is None:
+        return reloc
+    error = reloc.error.replace(f"vfio {was}: ", f"vfio {dev.address}: ", 1)
+    return Relocation(reloc.option, reloc.valid, error, reloc.bars, reloc.msix)
+
 
 __all__ = [
     "REPORTED_PAIRS",
@@ -362,7 +388,7 @@ def _moved(hit: tuple[str, tuple[BarPages, ...]], address: str, bases: dict[int,
     return tuple(
         b
         if b.is_io or (was == address and b.guest_base == bases[b.index])
-        else replace(b, guest_base=bases[b.index], runs=tuple(map(run, b.runs)))
+        else b.moved(bases[b.index], tuple(map(run, b.runs)))
         for b in bars
     )
 
@@ -424,6 +450,8 @@ def _worlds(facts: DeviceFacts) -> list[tuple[PciDevice, dict[int, bool]]]:
     (the first is the one facts.device holds: unknown widths as 32-bit)."""
     dev = facts.device
     ks = sorted(facts.open_width)
+    if not ks:  # every width known: the one device
+        return [(dev, {})]
     out = []
     for combo in product((False, True), repeat=len(ks)):
         widths = dict(zip(ks, combo, strict=True))

@@ -104,6 +104,26 @@ class BarPages:
     def lost(self) -> tuple[PageRun, ...]:
         return tuple(r for r in self.runs if r.lost)
 
+    def moved(self, guest_base: int, runs: tuple[PageRun, ...]) -> BarPages:
+        """The same pages of a BAR at ``guest_base`` (its runs renamed): what
+        dataclasses.replace does, without its per-field introspection."""
+        return BarPages(
+            self.index,
+            self.size,
+            guest_base,
+            self.guest_size,
+            self.page_size,
+            self.is_io,
+            self.is_64bit,
+            self.ramd_bytes,
+            self.trapped_bytes,
+            self.pages_total,
+            self.pages_lost,
+            runs,
+            self.notes,
+            self.msix_only,
+        )
+
 
 def count_pages(runs: Iterable[PageRun]) -> int:
     """How many pages the runs hold."""

@@ -1,4 +1,5 @@
-"""The advisor simulates each relocation once per device shape (advisor._simulated_pages):
+"""The advisor simulates each relocation once per device shape (advisor._simulated_pages,
+and advisor.relocate):
 a device alike another in all but its address and the whole host pages its BARs sit at
 gets the other's simulated pages, moved.  Here every shared answer is checked against the
 simulation run afresh for that device, on devices hypothesis makes up and on the real
@@ -78,6 +79,12 @@ def test_a_shared_simulation_is_the_devices_own(dev, data, page, era, moved):
     else:
         bases = _bases(data.draw, dev)
     second = DeviceFacts(replace(dev, address="0000:02:00.0"), bases)
+    for option in OPTIONS:  # relocate is shared too: QEMU's error names each device
+        advisor._RELOCATED.clear()
+        advisor.relocate(first.device, option, page)
+        assert advisor.relocate(second.device, option, page) == relocate(
+            second.device, option, page
+        )
     for option in OPTIONS:
         if option != "off" and not relocate(dev, option, page).valid:
             continue
