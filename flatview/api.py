@@ -189,8 +189,6 @@ def inputs(
 ) -> tuple[list[Dump], list[PciDevice]]:
     """The dumps of one machine state (see select_dumps) and every PCI listing (lspci and
     the ``(qemu) info pci`` part of a bundle in the text, plus ``extra_pci``) of one input."""
-    from .vfio.lspci import parse_lspci
-
     try:
         dumps = parse_text(text, name)
     except SourceError as exc:
@@ -199,6 +197,8 @@ def inputs(
         dumps = []
     pci = monitor_pci(text, name) + list(extra_pci)
     if any(word in text for word in _LSPCI_WORDS):  # a dump alone: skip the lspci pass
+        from .vfio.lspci import parse_lspci
+
         try:
             pci = parse_lspci(text, name) + pci
         except SourceError as exc:

@@ -574,9 +574,6 @@ def _parents(tree: MtreeDump) -> dict[int, MemoryRegion]:
 def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
     from . import api
     from .render import advice as advice_render
-    from .render import json as json_render
-    from .vfio.infopci import parse_info_pci
-    from .vfio.lspci import parse_lspci
     from .vfio.stack import kernel_era
 
     live = bool(args.qmp or args.domain)
@@ -588,8 +585,7 @@ def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
     else:
         [(text, name)] = _inputs(args, [args.file], 1)
         sizes = api.parse_page_sizes(args.page_size or ["4K"])
-    extra = [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
-    extra += [d for f in args.info_pci for d in parse_info_pci(api.read_text(f), f)]
+    extra = _pci_listings(args)
     era = kernel_era(args.kernel)
     advice, facts = api.advise(
         text, name, sizes, extra_pci=extra, devices=args.device, era=era, lines=args.dump
@@ -597,8 +593,26 @@ def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
     if args.emit_mtree or args.emit_flat:
         return _emit(args, facts, sizes, era)
     if args.json:
+        from .render import json as json_render
+
         return json_render.dumps_json("advise", advice_render.advice_data(advice)), EXIT_OK
     return advice_render.advice_text(advice, wide=args.wide), EXIT_OK
+
+
+def _pci_listings(args: argparse.Namespace) -> list:
+    """The devices of --lspci and --info-pci files (each parser imported when used)."""
+    from . import api
+
+    extra = []
+    if args.lspci:
+        from .vfio.lspci import parse_lspci
+
+        extra += [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
+    if args.info_pci:
+        from .vfio.infopci import parse_info_pci
+
+        extra += [d for f in args.info_pci for d in parse_info_pci(api.read_text(f), f)]
+    return extra
 
 
 def _emit(args: argparse.Namespace, facts, sizes: list[int], era: str) -> tuple[str, int]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from flatview import api, cli
 from flatview.render.advice import WIDTH, advice_text
@@ -200,3 +203,27 @@ def test_info_pci_alone_says_what_is_missing(capsys):
     code, _, err = run(capsys, "advise", str(BASE / "info-pci.txt"))
     # info pci text is neither a dump nor lspci: one line, exit 2
     assert code == 2 and len(err.splitlines()) == 1
+
+
+@given(
+    line=st.text(st.characters(codec="utf-8"), max_size=120)
+    | st.lists(st.text("abc-+:()", min_size=1, max_size=12), max_size=14).map(" ".join),
+    indent=st.sampled_from(["", "   ", "     "]),
+)
+@example(line="x" * 50 + " " + "y" * 46, indent="   ")  # 100 columns: fits
+@example(line="x" * 50 + " " + "y" * 47, indent="   ")  # 101: wrapped
+def test_a_line_that_fits_is_laid_out_as_textwrap_would(line, indent):
+    """The report skips textwrap for a line that fits: the same lines either way."""
+    from flatview.render.advice import _Out
+
+    out = _Out(wide=False)
+    out.text(line, indent, "     ")
+    expected = textwrap.wrap(
+        line,
+        WIDTH,
+        initial_indent=indent,
+        subsequent_indent="     ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    ) or [indent.rstrip()]
+    assert out.lines == expected

@@ -290,3 +290,21 @@ def test_reading_a_dump_imports_neither_capture_nor_a_library_it_does_not_use():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_advising_a_dump_with_its_info_pci_does_not_import_the_lspci_reader():
+    # `advise` reads lspci text only when the input has some (or --lspci names a file):
+    # a dump with an `info pci` listing leaves the lspci reader unimported; --json lays
+    # out no table (no tabulate).
+    root = REPO / "samples" / "qemu" / "x86_64-q35-70dev"
+    tree, pci = str(root / "info-mtree.txt"), str(root / "info-pci.txt")
+    code = (
+        "import sys, contextlib, io; from flatview.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['advise', {tree!r}, '--info-pci', {pci!r}, '--json']) == 0\n"
+        "print(sorted(m for m in ('asyncio', 'networkx', 'lark', 'flatview.vfio.lspci',"
+        " 'flatview.vfio.infopci', 'tabulate') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "['flatview.vfio.infopci']"

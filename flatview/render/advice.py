@@ -7,8 +7,6 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from tabulate import tabulate
-
 from ..advisor import HAZARDS, DeviceAdvice, RelocationReport, era_words, size_text
 from ..pages import BarPages, count_pages
 from .pages import run_data, run_text
@@ -92,6 +90,9 @@ class _Out:
         if self.wide:
             self.lines.append(indent + line)
             return
+        if len(indent) + len(line) <= WIDTH and line.isprintable() and line[-1:] not in " ":
+            self.lines.append(indent + line)  # what textwrap returns for it, much sooner
+            return
         key = (line, indent, more)  # notes repeat from device to device: wrap each once
         lines = self._wrapped.get(key)
         if lines is None:
@@ -109,6 +110,8 @@ class _Out:
         key = (tuple(map(tuple, rows)), tuple(headers), tuple(widths))
         lines = self._tables.get(key)
         if lines is None:
+            from tabulate import tabulate  # when a table is laid out: not for --json
+
             text = tabulate(
                 rows,
                 headers=headers,

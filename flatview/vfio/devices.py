@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from ..flatten import FlattenResult
 from ..model import FlatRange, FlatView, MemoryRegion, MtreeDump, walk
 from .names import VFIO_NAME
-from .pci import MsixCapability, PciBar, PciDevice
+from .pci import UNKNOWN_ADDRESS, MsixCapability, PciBar, PciDevice
 
 __all__ = [
     "DeviceFacts",
@@ -256,8 +256,6 @@ def _lists_every_bar(d: PciDevice) -> bool:
     """info pci prints every BAR the device has, mapped or not, and so does lspci for a
     device (lspci.c show_bases); an excerpt without the device's header line may have left
     some out."""
-    from .lspci import UNKNOWN_ADDRESS
-
     return d.source != "lspci" or d.address != UNKNOWN_ADDRESS
 
 

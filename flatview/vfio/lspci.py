@@ -38,11 +38,10 @@ from dataclasses import dataclass, field
 
 from ..errors import SourceError, SourceLocation
 from ..source import unquote_lines
-from .pci import MsixCapability, PciBar, PciDevice
+from .pci import UNKNOWN_ADDRESS, MsixCapability, PciBar, PciDevice
 
 __all__ = ["UNKNOWN_ADDRESS", "parse_lspci"]
 
-UNKNOWN_ADDRESS = "?"  # address of a device whose header line is not in the text
 
 _SOURCE = "lspci"
 _BAR_SLOTS = 6  # PCI_NUM_REGIONS - 1: BAR registers 0..5

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "PCI_MSIX_ENTRY_SIZE",
+    "UNKNOWN_ADDRESS",
     "MsixCapability",
     "PciBar",
     "PciDevice",
@@ -18,6 +19,8 @@ __all__ = [
 ]
 
 PCI_MSIX_ENTRY_SIZE = 16  # bytes per MSI-X table entry (PCI spec; hw/pci/msix.c)
+# The address of a device whose header line is not in the text (an lspci excerpt)
+UNKNOWN_ADDRESS = "?"
 
 
 def table_size(vectors: int) -> int:
