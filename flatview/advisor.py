@@ -543,6 +543,7 @@ def _advise_one(
     explanations = _explain(facts, observed, baseline, page, era, no_mmap)
     rec = _recommended(facts, observed, baseline, reports, ranking, page, era, no_mmap)
     headline = _headline(facts, observed, baseline, page, era, no_mmap)
+    action = _action(dev, rec, reports, observed, era)
     return DeviceAdvice(
         facts,
         page,
@@ -554,12 +555,12 @@ def _advise_one(
         _strategies(dev, page),
         reported,
         explanations,
-        f"{headline}; {_action(dev, rec, reports, observed, era)}",
+        f"{headline}; {action}",
         rec,
         headline,
         (),
         no_mmap,
-        _action(dev, rec, reports, observed, era),
+        action,
     )
 
 
