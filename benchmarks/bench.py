@@ -229,12 +229,24 @@ def flatten_siblings(n: int, overlap: bool) -> dict:
 FLOORS = {"help": "pass", "check": "scan2", "diff": "scan_twice", "gate": "scan_twice"}
 FLOORS["advise"] = "scan_pci"
 FLOORS["gate_vfio"] = "scan_vfio"
+FLOORS["advise_vfio"] = "scan_vfio1"
+REAL_COMMANDS = (
+    "help",
+    "parse",
+    "flatten",
+    "check",
+    "diff",
+    "gate",
+    "advise",
+    "gate_vfio",
+    "advise_vfio",
+)
 
 
 def instructions_report(real: dict) -> str:
     """The real-dump figures in instructions, each beside its floor's (see instructions)."""
     out = ["instructions (valgrind callgrind Ir, one run each; the same floors as above)"]
-    for cmd in ("help", "parse", "flatten", "check", "diff", "gate", "advise", "gate_vfio"):
+    for cmd in REAL_COMMANDS:
         floor = FLOORS.get(cmd, "scan")
         ir, base = real[cmd]["instructions"], real[floor]["instructions"]
         out.append(
@@ -297,6 +309,9 @@ def main() -> int:
             # BARs direct-mapped and then not (x-no-mmap=on)
             "scan_vfio": scan(*VFIO_PAIR),
             "gate_vfio": flatview("gate", *VFIO_PAIR),
+            # the advisor on what it is for: a real dump with one assigned device
+            "scan_vfio1": scan(VFIO_PAIR[0]),
+            "advise_vfio": flatview("advise", VFIO_PAIR[0]),
         }
         m = measure(real, args.runs)
         data["real"] = {"file": rel, "lines": lines, **m}
@@ -313,7 +328,7 @@ def main() -> int:
                 ratio <= 6,
             )
         )
-        for cmd in ("parse", "flatten", "check", "diff", "gate", "advise", "gate_vfio"):
+        for cmd in REAL_COMMANDS[1:]:
             floor = m[FLOORS.get(cmd, "scan")]
             ratio = m[cmd]["cpu_s"] / floor["cpu_s"]
             what = {
@@ -322,6 +337,7 @@ def main() -> int:
                 "gate": "the tree with itself",
                 "advise": "the tree + its info pci",
                 "gate_vfio": "q35-base -> q35-no-mmap",
+                "advise_vfio": "q35-base: one assigned device",
             }.get(cmd, f"{lines} lines")
             rows.append(
                 (
