@@ -209,7 +209,8 @@ def _headless_kind(block: _Block) -> str:
 
 
 class _Node:
-    """A region while its tree is being built (mutable; frozen by :meth:`freeze`)."""
+    """A region while its tree is being built: open until a line at its level or above
+    closes it, when its subregions are all closed (frozen) and so is it."""
 
     __slots__ = ("children", "level", "line", "rec", "start")
 
@@ -218,10 +219,10 @@ class _Node:
         self.level = level
         self.line = line
         self.start = start
-        self.children: list[_Node] = []
+        self.children: list[MemoryRegion] = []
 
     def freeze(self, parent_start: int | None, notes: list[str]) -> MemoryRegion:
-        subs = tuple(c.freeze(self.start, notes) for c in self.children)
+        subs = tuple(self.children)
         addr = self.start if parent_start is None else (self.start - parent_start) % U64
         rec = self.rec
         if rec is None:
@@ -337,15 +338,30 @@ class _TreeBuilder:
 
         Rows pasted without their heading whose least indented rows are several get a
         root that was not pasted: a container over the whole address range."""
-        root: _Node | None = None
+        # The open regions, root first (each one's parent is the one below it).  A region
+        # is frozen when the line after its last subregion closes it, in one pass over the
+        # lines (post-order, as a recursive freeze after nesting would go).
         stack: list[_Node] = []
+        rooted = False
+        root: MemoryRegion | None = None
+        notes = self.diagnostics
+
+        def close() -> None:
+            nonlocal root
+            node = stack.pop()
+            if stack:
+                parent = stack[-1]
+                parent.children.append(node.freeze(parent.start, notes))
+            else:
+                root = node.freeze(None, notes)
+
         body = block.body
         if headless:
             levels = [r.indent for _, r, _ in body if isinstance(r, RangeLine)]
             if levels.count(min(levels, default=0)) > 1:
                 top = RangeLine(0, 0, U64 - 1, 0, "container", False, UNPASTED_ROOT)
-                root = _Node(top, min(levels) // 2 - 1, body[0][0], 0)
-                stack.append(root)
+                stack.append(_Node(top, min(levels) // 2 - 1, body[0][0], 0))
+                rooted = True
         for lineno, rec, text in body:
             if not isinstance(rec, RangeLine):
                 raise SourceError(self.sp.loc(lineno), "not a region line inside a tree", text)
@@ -359,32 +375,25 @@ class _TreeBuilder:
             if level > MAX_DEPTH:
                 raise SourceError(self.sp.loc(lineno), _TOO_DEEP, text.lstrip())
             while stack and stack[-1].level >= level:
-                stack.pop()
+                close()
             if not stack:
-                if root is not None:
+                if rooted:
                     raise SourceError(
                         self.sp.loc(lineno),
                         "a second root line in one section (missing empty line or heading?)",
                         text,
                     )
+                rooted = True
                 if level != 1:  # the root itself is a hidden disabled region
-                    root = _Node(None, 1, lineno, rec.start)
-                    stack.append(root)
-            parent = stack[-1] if stack else None
-            while parent is not None and parent.level < level - 1:
+                    stack.append(_Node(None, 1, lineno, rec.start))
+            while stack and stack[-1].level < level - 1:
                 # An indentation jump: QEMU >= 5.1 hid a disabled region here (no -D).
                 self.hidden = True
-                hidden = _Node(None, parent.level + 1, lineno, rec.start)
-                parent.children.append(hidden)
-                stack.append(hidden)
-                parent = hidden
-            node = _Node(rec, level, lineno, rec.start)
-            if parent is None:
-                root = node
-            else:
-                parent.children.append(node)
-            stack.append(node)
-        return root.freeze(None, self.diagnostics) if root is not None else None
+                stack.append(_Node(None, stack[-1].level + 1, lineno, rec.start))
+            stack.append(_Node(rec, level, lineno, rec.start))
+        while stack:
+            close()
+        return root
 
 
 def _tree_variant(recs: list, groups: list[AddressSpaceTree], hidden: bool) -> Variant:
