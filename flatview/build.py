@@ -531,8 +531,8 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
         object.__setattr__(mr, "name", name)
         object.__setattr__(mr, "alias", Alias(target, mr.alias.offset, cands[0]))
         _check_window(mr, cands[0], sp)
-    _check_alias_cycles(dump, sp)
-    _check_depth(dump, sp)
+    if _check_alias_cycles(dump, sp) > MAX_DEPTH:
+        _check_depth(dump, sp)  # which region: the one this walk has always named
     return replace(dump, diagnostics=tuple(diagnostics), partial=dump.partial or missing)
 
 
@@ -548,7 +548,8 @@ _TOO_DEEP = (
 
 def _check_depth(dump: MtreeDump, sp: _DumpSplitter) -> None:
     """Longest path from a root through subregions and resolved aliases (a DAG once
-    _check_alias_cycles passed), computed without recursion."""
+    _check_alias_cycles passed), computed without recursion.  Run only when that check
+    measured a path too long, to name the same region as ever in the error."""
     depth: dict[int, int] = {}
     for root in dump.roots():
         stack: list[tuple[MemoryRegion, bool]] = [(root, False)]
@@ -642,15 +643,18 @@ def _split_alias(mr: MemoryRegion, targets: dict[str, list[MemoryRegion]]) -> tu
     return mr.name, mr.alias.target_name
 
 
-def _check_alias_cycles(dump: MtreeDump, sp: _DumpSplitter) -> None:
+def _check_alias_cycles(dump: MtreeDump, sp: _DumpSplitter) -> int:
     """A loop through aliases never ends (memory_region_init_alias forbids it, and
-    render_memory_region would recurse for ever): a dump showing one is corrupt."""
-    cycle = alias_cycle(dump)
+    render_memory_region would recurse for ever): a dump showing one is corrupt.
+    Returns the number of regions on the longest path from a root (measured by the
+    same walk: see _check_depth)."""
+    cycle, deepest = alias_cycle(dump)
     if cycle:
         chain = " -> ".join(repr(m.name) for m in cycle)
         raise SourceError(
             SourceLocation(sp.file, cycle[0].line), f"alias cycle: {chain}", sp.text(cycle[0].line)
         )
+    return deepest
 
 
 # --------------------------------------------------------------------------- flat views
