@@ -363,17 +363,21 @@ def _readonly_type(printed: str) -> str:
 
 def _to_range(p: _Piece) -> FlatRange:
     mr = p.mr
+    # positional, in FlatRange's field order (start, size, priority, type, name, offset,
+    # nonvolatile, owner, accel, line, region, readonly): keywords cost a fifth more
     return FlatRange(
-        start=p.start,
-        size=p.size,
-        priority=mr.priority,
-        type=_readonly_type(mr.type) if p.readonly else mr.type,
-        name=mr.name,
-        offset=p.offset,
-        nonvolatile=p.nonvolatile,
-        owner=mr.owner,
-        region=mr,
-        readonly=p.readonly,
+        p.start,
+        p.size,
+        mr.priority,
+        _readonly_type(mr.type) if p.readonly else mr.type,
+        mr.name,
+        p.offset,
+        p.nonvolatile,
+        mr.owner,
+        (),
+        None,
+        mr,
+        p.readonly,
     )
 
 

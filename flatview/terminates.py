@@ -266,7 +266,7 @@ def infer_version(dump: MtreeDump) -> VersionEvidence:
                     ((9, 1), f"line {mr.line}: isa-bios aliases the pflash {target.name!r} "
                      "(hw/i386/pc_sysfw.c, QEMU 9.1; a ROM copy before)")
                 )  # fmt: skip
-        elif MEMSLOT.match(mr.name) and mr.alias is not None:
+        elif mr.alias is not None and MEMSLOT.match(mr.name):  # few aliases, every region
             lows.append(
                 ((8, 2), f"line {mr.line}: virtio-mem memslot alias {mr.name!r} "
                  "(dynamic-memslots, QEMU 8.2)")
