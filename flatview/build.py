@@ -414,20 +414,22 @@ def _tree_variant(recs: list, groups: list[AddressSpaceTree], hidden: bool) -> V
 
 
 def _same_shape(a: MemoryRegion, b: MemoryRegion) -> bool:
-    """Two printed copies of one MemoryRegion object: same name, size, type, subtree."""
-    if (a.name, a.size, a.priority, a.type, a.enabled, a.alias) != (
-        b.name,
-        b.size,
-        b.priority,
-        b.type,
-        b.enabled,
-        b.alias,
-    ) or len(a.subregions) != len(b.subregions):
+    """Two printed copies of one MemoryRegion object: same name, size, type, subtree.
+    Field by field, no tuples: it compares whole trees (``system`` is printed twice)."""
+    if (
+        a.name != b.name
+        or a.size != b.size
+        or a.priority != b.priority
+        or a.type != b.type
+        or a.enabled != b.enabled
+        or a.alias != b.alias
+        or len(a.subregions) != len(b.subregions)
+    ):
         return False
-    return all(
-        x.addr == y.addr and _same_shape(x, y)
-        for x, y in zip(a.subregions, b.subregions, strict=True)
-    )
+    for x, y in zip(a.subregions, b.subregions, strict=True):
+        if x.addr != y.addr or not _same_shape(x, y):
+            return False
+    return True
 
 
 def _unify_sections(dump: MtreeDump) -> MtreeDump:
