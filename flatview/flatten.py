@@ -121,7 +121,9 @@ class _Renderer:
 
     def _note(self, mr: MemoryRegion, what: str, decision: Rule) -> None:
         if decision.guess:
-            self.guesses.setdefault((id(mr), what), Guess(mr, what, decision.reason))
+            key = (id(mr), what)
+            if key not in self.guesses:  # once: a region renders once per view it is in
+                self.guesses[key] = Guess(mr, what, decision.reason)
 
     def render(
         self,
@@ -322,7 +324,12 @@ def _fill_gaps(
         pos = max(pos, r.end)
     if pos < end:
         holes.append(_Piece(pos, end - pos, mr, pos - base, ro, nv, um))
-    view.update(holes)
+    # most fills leave one hole or none: add() it (update() sorts what it is given and,
+    # into a view under four times its size, rebuilds the whole view)
+    if len(holes) == 1:
+        view.add(holes[0])
+    elif holes:
+        view.update(holes)
 
 
 def _new_view() -> SortedKeyList:
@@ -331,7 +338,8 @@ def _new_view() -> SortedKeyList:
 
 def _simplify(view: SortedKeyList, kept_apart: list[tuple[_Piece, _Piece]]) -> list[_Piece]:
     """flatview_simplify: merge neighbours when can_merge() holds.  Neighbours that only
-    ``unmergeable`` keeps apart (QEMU >= 8.2) go to ``kept_apart``: older QEMUs merge them."""
+    ``unmergeable`` keeps apart (QEMU >= 8.2) go to ``kept_apart``: older QEMUs merge them.
+    Merging grows the view's own pieces (no copies): the view is dropped after this."""
     out: list[_Piece] = []
     for p in view:
         if out:
@@ -347,9 +355,7 @@ def _simplify(view: SortedKeyList, kept_apart: list[tuple[_Piece, _Piece]]) -> l
                     q.size += p.size
                     continue
                 kept_apart.append((q, p))
-        out.append(
-            _Piece(p.start, p.size, p.mr, p.offset, p.readonly, p.nonvolatile, p.unmergeable)
-        )
+        out.append(p)
     return out
 
 
