@@ -148,9 +148,12 @@ class _Renderer:
         lo, hi = base, base + mr.size
         if not (lo <= clip[0] < hi or clip[0] <= lo < clip[1]):
             return  # int128 "intersects"
-        clip = (max(lo, clip[0]), min(hi, clip[1]))
+        clip = (lo if lo > clip[0] else clip[0], hi if hi < clip[1] else clip[1])
         if clip[0] < clip[1]:
-            self.placements.setdefault(id(mr), []).append((self.view_index, *clip))
+            placed = self.placements.get(id(mr))
+            if placed is None:
+                placed = self.placements[id(mr)] = []
+            placed.append((self.view_index, *clip))
         if mr.alias is not None:
             target = mr.alias.target
             if target is not None:

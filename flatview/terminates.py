@@ -491,7 +491,9 @@ def _late_added_first(subs: list[MemoryRegion]) -> list[MemoryRegion]:
         while j < len(subs) and subs[j].priority == subs[i].priority:
             j += 1
         group = subs[i:j]
-        out.extend([c for c in group if LATE_ADDED.match(c.name)])
-        out.extend([c for c in group if not LATE_ADDED.match(c.name)])
+        late = [c for c in group if LATE_ADDED.match(c.name)]
+        out.extend(late)
+        # most groups hold none: the group as it is, with no second match per sibling
+        out.extend([c for c in group if c not in late] if late else group)
         i = j
     return out
