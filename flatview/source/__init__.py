@@ -61,8 +61,10 @@ from .common import (
     Cleaned,
     Segment,
 )
-from .lines import Cleaner
-from .text import looks_quoted_printable, maybe_diff, monitor_part, qmp, qp_decode, zones
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from .text import monitor_part
 
 __all__ = [
     "CONTROL",
@@ -77,6 +79,15 @@ __all__ = [
     "strip_quote",
     "unquote_lines",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``monitor_part`` (of :mod:`.text`), imported when it is first asked for."""
+    if name == "monitor_part":
+        from .text import monitor_part
+
+        return monitor_part
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def strip_quote(line: str) -> tuple[int, str]:
@@ -137,6 +148,11 @@ def clean(text: str, file: str = "-") -> Cleaned:
             seg = Segment(tuple(lines), range(1, len(lines) + 1))
             return Cleaned(tuple(_trimmed([seg])), dict(counts))
         del lines
+    # What a paste adds: the line and whole-text forms, whose patterns are compiled only
+    # now (as QEMU printed it, a dump never needs them).
+    from .lines import Cleaner
+    from .text import looks_quoted_printable, maybe_diff, qmp, qp_decode, zones
+
     norm = text.replace("\r\n", "\n") if "\r\n" in text else text
     carried = qmp(norm)
     if carried is not None:
