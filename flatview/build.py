@@ -18,6 +18,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from itertools import pairwise
+from operator import attrgetter
 
 from .errors import SourceError, SourceLocation, warn
 from .graph import alias_cycle
@@ -313,7 +314,7 @@ class _TreeBuilder:
             else:
                 sections.append(RegionSection(block.headings[0][1].name, root, first))
         unique = {b.texts: b for b in self.blocks}.values()  # repeated trees once
-        recs = [rec for b in unique for _, rec, _ in b.body]
+        recs = [rec for b in unique for rec in self.sp.records(b.texts, b.linenos)]
         variant = _tree_variant(recs, groups, self.hidden)
         first = self.blocks[0]
         start = first.headings[0][0] if first.headings else first.linenos[0]
@@ -401,14 +402,16 @@ class _TreeBuilder:
 
 def _tree_variant(recs: list, groups: list[AddressSpaceTree], hidden: bool) -> Variant:
     ranges = [r for r in recs if isinstance(r, RangeLine)]
-    overflow = {r.overflow for r in ranges if r.overflow}
+    # each field over all lines by map() in C: a generator per question cost more
+    types = set(map(attrgetter("type"), ranges))
+    overflow = set(map(attrgetter("overflow"), ranges)) - {None, ""}
     return Variant(
-        type_letters=any(r.type[0] in "R-" for r in ranges),
-        container_type=any(r.type == "container" for r in ranges),
+        type_letters=any(t[0] in "R-" for t in types),
+        container_type="container" in types,
         grouped=any(len(g.names) > 1 for g in groups),
-        disabled_marks=any(r.disabled for r in ranges),
+        disabled_marks=any(map(attrgetter("disabled"), ranges)),
         hidden_disabled=hidden,
-        owners=any(r.owner is not None for r in ranges),
+        owners=any(o is not None for o in map(attrgetter("owner"), ranges)),
         overflow_before_indent=(overflow == {"before"}) if overflow else None,
     )
 
