@@ -283,12 +283,16 @@ class _TreeBuilder:
         self.hidden = False
         self.diagnostics: list[str] = []
         self.memo: dict[tuple[str, ...], MemoryRegion | None] = {}
+        # the regions of the trees named like a section (see _printed_again)
+        self.mapped: dict[str, list[MemoryRegion]] | None = None
+        self.by_line: dict[str, list[MemoryRegion]] | None = None
 
     def build(self) -> MtreeDump:
         groups: list[AddressSpaceTree] = []
         sections: list[RegionSection] = []
         pre70 = not any(len(b.headings) > 1 for b in self.blocks)  # no grouped headings
         partial = False
+        reused: set[int] = set()  # sections that are a region of a tree printed again
         for block in self.blocks:
             if not block.headings:
                 # tree rows without their heading: an address space whose name is unknown
@@ -303,7 +307,13 @@ class _TreeBuilder:
                     self.sp.loc(lineno), "heading inside a heading group", f"{h.kind}: {h.name}"
                 )
             first = block.headings[0][0]
-            root = self._tree(block, pre70 and "address-space" in kinds)
+            root = None
+            if "memory-region" in kinds:
+                root = self._printed_again(block, groups)
+                if root is not None:
+                    reused.add(id(block))
+            if root is None:
+                root = self._tree(block, pre70 and "address-space" in kinds)
             if root is None and "memory-region" in kinds:
                 # a disabled alias target prints its heading only (QEMU >= 5.1, no -D)
                 root = _hidden_region(block.headings[0][1].name, 0, 0, first)
@@ -313,7 +323,8 @@ class _TreeBuilder:
                 )
             else:
                 sections.append(RegionSection(block.headings[0][1].name, root, first))
-        unique = {b.texts: b for b in self.blocks}.values()  # repeated trees once
+        # repeated trees once; a section printed again reads like its tree's lines
+        unique = {b.texts: b for b in self.blocks if id(b) not in reused}.values()
         recs = [rec for b in unique for rec in self.sp.records(b.texts, b.linenos)]
         variant = _tree_variant(recs, groups, self.hidden)
         first = self.blocks[0]
@@ -323,6 +334,66 @@ class _TreeBuilder:
         )
         dump = _unify_sections(dump)
         return _resolve_aliases(dump, self.sp, self.diagnostics)
+
+    def _printed_again(self, block: _Block, groups: list[AddressSpaceTree]) -> MemoryRegion | None:
+        """The region of an address-space tree that a ``memory-region:`` section prints
+        again (``system``, ``pci``: a third of a q35's lines), found without building the
+        section: its lines are that region's lines moved left, and no other region of the
+        trees has its shape there.  Then _unify_sections would take that region for the
+        section and drop the section's own tree, so it is not built.  None: build it."""
+        if not block.texts:
+            return None
+        seg = self.sp.seg
+        if self.mapped is None:  # the trees are built: address spaces come first
+            self._map_trees(groups)
+        assert self.mapped is not None and self.by_line is not None
+        for m in self.by_line.get(block.texts[0].lstrip(" "), ()):
+            last = m
+            while last.subregions:  # the subtree's last printed line
+                last = last.subregions[-1]
+            i = seg.linenos.index(m.line)
+            j = seg.linenos.index(last.line) + 1
+            if j - i != len(block.texts):
+                continue
+            shift = len(seg.lines[i]) - len(block.texts[0])
+            pad = " " * shift
+            if shift < 0 or any(
+                t[shift:] != x or t[:shift] != pad
+                for t, x in zip(seg.lines[i:j], block.texts, strict=True)
+            ):
+                continue
+            # as _unify_sections decides: the one region of that name and shape there
+            same = [x for x in self.mapped[m.name] if x.addr == m.start and _same_shape(x, m)]
+            if same != [m]:
+                return None
+            # building would repeat the guesses noted on the tree's lines (line numbers
+            # of the section): build then, the notes are what the user reads
+            if any(m.line <= _note_line(d) <= seg.linenos[j - 1] for d in self.diagnostics):
+                return None
+            return m
+        return None
+
+    def _map_trees(self, groups: list[AddressSpaceTree]) -> None:
+        """The regions of the address-space trees named like a section, by name and by
+        their printed line without its indentation (for _printed_again)."""
+        wanted = {
+            b.headings[0][1].name
+            for b in self.blocks
+            if b.headings and b.headings[0][1].kind == "memory-region"
+        }
+        self.mapped, self.by_line = {}, {}
+        kinds = [b.headings[0][1].kind if b.headings else None for b in self.blocks]
+        if any(k != "memory-region" for k in kinds[kinds.index("memory-region") :]):
+            return  # a tree after a section (rows pasted alone): _unify_sections sees it
+        seg = self.sp.seg
+        roots = {id(g.root): g.root for g in groups if g.root is not None}
+        for root in roots.values():
+            for mr, _ in walk(root):
+                if mr.name in wanted:
+                    self.mapped.setdefault(mr.name, []).append(mr)
+                    if not mr.hidden and mr.line is not None:
+                        text = seg.lines[seg.linenos.index(mr.line)].lstrip(" ")
+                        self.by_line.setdefault(text, []).append(mr)
 
     def _tree(self, block: _Block, shared: bool) -> MemoryRegion | None:
         """The tree of a block.  Before QEMU 7.0 every address space printed its root's
@@ -419,6 +490,8 @@ def _tree_variant(recs: list, groups: list[AddressSpaceTree], hidden: bool) -> V
 def _same_shape(a: MemoryRegion, b: MemoryRegion) -> bool:
     """Two printed copies of one MemoryRegion object: same name, size, type, subtree.
     Field by field, no tuples: it compares whole trees (``system`` is printed twice)."""
+    if a is b:
+        return True
     if (
         a.name != b.name
         or a.size != b.size
@@ -433,6 +506,11 @@ def _same_shape(a: MemoryRegion, b: MemoryRegion) -> bool:
         if x.addr != y.addr or not _same_shape(x, y):
             return False
     return True
+
+
+def _note_line(note: str) -> int:
+    """The line a note of the build names (``line N: ...``)."""
+    return int(note[5 : note.index(":")])
 
 
 def _unify_sections(dump: MtreeDump) -> MtreeDump:
