@@ -29,39 +29,36 @@ def alias_cycle(dump: MtreeDump) -> tuple[list[MemoryRegion] | None, int]:
     """A loop through alias edges (possibly via containment), from its first region
     back to it, or None; and, when there is none, the number of regions on the longest
     path from a root through subregions and alias targets."""
-    height: dict[int, int] = {}  # black: regions on the longest path down from each
+    # black: regions on the longest path down from each; grey (on the current path): 0
+    height: dict[int, int] = {}
     deepest = 0
     for root in dump.roots():
         if id(root) in height:
             continue
         path = [root]
-        on_path = {id(root): 0}  # grey: on the current path, with its position
+        height[id(root)] = 0
         stack = [iter(_edges(root))]
         below = [0]  # per region on the path: its tallest successor so far
         while stack:
             nxt = next(stack[-1], None)
             if nxt is None:
                 stack.pop()
-                node = path.pop()
-                del on_path[id(node)]
                 h = below.pop() + 1
-                height[id(node)] = h
+                height[id(path.pop())] = h
                 if below:
                     if h > below[-1]:
                         below[-1] = h
                 elif h > deepest:
                     deepest = h
                 continue
-            key = id(nxt)
-            if key in on_path:
-                return [*path[on_path[key] :], nxt], 0
-            h = height.get(key)
-            if h is not None:
-                if h > below[-1]:
-                    below[-1] = h
-                continue
-            on_path[key] = len(path)
-            path.append(nxt)
-            stack.append(iter(_edges(nxt)))
-            below.append(0)
+            h = height.get(id(nxt))
+            if h is None:
+                height[id(nxt)] = 0
+                path.append(nxt)
+                stack.append(iter(_edges(nxt)))
+                below.append(0)
+            elif h == 0:  # grey: back on the current path
+                return [*path[path.index(nxt) :], nxt], 0
+            elif h > below[-1]:
+                below[-1] = h
     return None, deepest
