@@ -17,7 +17,7 @@ import bisect
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from itertools import pairwise
+from itertools import compress, pairwise
 from operator import attrgetter
 
 from .errors import SourceError, SourceLocation, warn
@@ -693,7 +693,10 @@ def _candidates(
     assert alias.alias is not None
     lo = alias.alias.offset
     hits = index.holding(lo, lo + alias.size)
-    inside = [s for s in sections if id(s) in hits]
+    if not hits:
+        return sections[:1]
+    # in the order given, filtered in C: 70 sections for each of hundreds of aliases
+    inside = list(compress(sections, map(hits.__contains__, map(id, sections))))
     return inside or sections[:1]
 
 
