@@ -817,15 +817,17 @@ class _FlatBuilder:
             raise SourceError(
                 self.sp.loc(ln), "range overlaps or is out of order with the one before it", text
             )
+        # positional, in FlatRange's field order (start, size, priority, type, name,
+        # offset, nonvolatile, owner, accel, line): keywords cost a fifth more per range
         return FlatRange(
-            start=rec.start,
-            size=rec.end - rec.start + 1,
-            priority=rec.priority,
-            type=rec.type,
-            name=rec.name,
-            offset=rec.offset or 0,
-            nonvolatile=rec.nonvolatile,
-            owner=rec.owner,
-            accel=rec.accel,
-            line=ln,
+            rec.start,
+            rec.end - rec.start + 1,
+            rec.priority,
+            rec.type,
+            rec.name,
+            rec.offset or 0,
+            rec.nonvolatile,
+            rec.owner,
+            rec.accel,
+            ln,
         )
