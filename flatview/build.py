@@ -17,7 +17,8 @@ import bisect
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from itertools import pairwise
+from itertools import compress, pairwise
+from operator import attrgetter
 
 from .errors import SourceError, SourceLocation, warn
 from .graph import alias_cycle
@@ -209,7 +210,8 @@ def _headless_kind(block: _Block) -> str:
 
 
 class _Node:
-    """A region while its tree is being built (mutable; frozen by :meth:`freeze`)."""
+    """A region while its tree is being built: open until a line at its level or above
+    closes it, when its subregions are all closed (frozen) and so is it."""
 
     __slots__ = ("children", "level", "line", "rec", "start")
 
@@ -218,10 +220,10 @@ class _Node:
         self.level = level
         self.line = line
         self.start = start
-        self.children: list[_Node] = []
+        self.children: list[MemoryRegion] = []
 
     def freeze(self, parent_start: int | None, notes: list[str]) -> MemoryRegion:
-        subs = tuple(c.freeze(self.start, notes) for c in self.children)
+        subs = tuple(self.children)
         addr = self.start if parent_start is None else (self.start - parent_start) % U64
         rec = self.rec
         if rec is None:
@@ -236,20 +238,23 @@ class _Node:
                 size = 0
                 if empty.guess:
                     notes.append(f"line {self.line}: {rec.name!r} is empty: {empty.reason}")
+        # positional, in MemoryRegion's field order (name, addr, start, size, priority,
+        # type, nonvolatile, enabled, alias, owner, overflow, subregions, line): matching
+        # thirteen keywords cost a fifth of building the region
         return MemoryRegion(
-            name=rec.name,
-            addr=addr,
-            start=rec.start,
-            size=size,
-            priority=rec.priority,
-            type=rec.type,
-            nonvolatile=rec.nonvolatile,
-            enabled=not rec.disabled,
-            alias=alias,
-            owner=rec.owner,
-            overflow=rec.overflow,
-            subregions=subs,
-            line=self.line,
+            rec.name,
+            addr,
+            rec.start,
+            size,
+            rec.priority,
+            rec.type,
+            rec.nonvolatile,
+            not rec.disabled,
+            alias,
+            rec.owner,
+            rec.overflow,
+            subs,
+            self.line,
         )
 
 
@@ -278,12 +283,16 @@ class _TreeBuilder:
         self.hidden = False
         self.diagnostics: list[str] = []
         self.memo: dict[tuple[str, ...], MemoryRegion | None] = {}
+        # the regions of the trees named like a section (see _printed_again)
+        self.mapped: dict[str, list[MemoryRegion]] | None = None
+        self.by_line: dict[str, list[MemoryRegion]] | None = None
 
     def build(self) -> MtreeDump:
         groups: list[AddressSpaceTree] = []
         sections: list[RegionSection] = []
         pre70 = not any(len(b.headings) > 1 for b in self.blocks)  # no grouped headings
         partial = False
+        reused: set[int] = set()  # sections that are a region of a tree printed again
         for block in self.blocks:
             if not block.headings:
                 # tree rows without their heading: an address space whose name is unknown
@@ -298,7 +307,13 @@ class _TreeBuilder:
                     self.sp.loc(lineno), "heading inside a heading group", f"{h.kind}: {h.name}"
                 )
             first = block.headings[0][0]
-            root = self._tree(block, pre70 and "address-space" in kinds)
+            root = None
+            if "memory-region" in kinds:
+                root = self._printed_again(block, groups)
+                if root is not None:
+                    reused.add(id(block))
+            if root is None:
+                root = self._tree(block, pre70 and "address-space" in kinds)
             if root is None and "memory-region" in kinds:
                 # a disabled alias target prints its heading only (QEMU >= 5.1, no -D)
                 root = _hidden_region(block.headings[0][1].name, 0, 0, first)
@@ -308,8 +323,9 @@ class _TreeBuilder:
                 )
             else:
                 sections.append(RegionSection(block.headings[0][1].name, root, first))
-        unique = {b.texts: b for b in self.blocks}.values()  # repeated trees once
-        recs = [rec for b in unique for _, rec, _ in b.body]
+        # repeated trees once; a section printed again reads like its tree's lines
+        unique = {b.texts: b for b in self.blocks if id(b) not in reused}.values()
+        recs = [rec for b in unique for rec in self.sp.records(b.texts, b.linenos)]
         variant = _tree_variant(recs, groups, self.hidden)
         first = self.blocks[0]
         start = first.headings[0][0] if first.headings else first.linenos[0]
@@ -318,6 +334,66 @@ class _TreeBuilder:
         )
         dump = _unify_sections(dump)
         return _resolve_aliases(dump, self.sp, self.diagnostics)
+
+    def _printed_again(self, block: _Block, groups: list[AddressSpaceTree]) -> MemoryRegion | None:
+        """The region of an address-space tree that a ``memory-region:`` section prints
+        again (``system``, ``pci``: a third of a q35's lines), found without building the
+        section: its lines are that region's lines moved left, and no other region of the
+        trees has its shape there.  Then _unify_sections would take that region for the
+        section and drop the section's own tree, so it is not built.  None: build it."""
+        if not block.texts:
+            return None
+        seg = self.sp.seg
+        if self.mapped is None:  # the trees are built: address spaces come first
+            self._map_trees(groups)
+        assert self.mapped is not None and self.by_line is not None
+        for m in self.by_line.get(block.texts[0].lstrip(" "), ()):
+            last = m
+            while last.subregions:  # the subtree's last printed line
+                last = last.subregions[-1]
+            i = seg.linenos.index(m.line)
+            j = seg.linenos.index(last.line) + 1
+            if j - i != len(block.texts):
+                continue
+            shift = len(seg.lines[i]) - len(block.texts[0])
+            pad = " " * shift
+            if shift < 0 or any(
+                t[shift:] != x or t[:shift] != pad
+                for t, x in zip(seg.lines[i:j], block.texts, strict=True)
+            ):
+                continue
+            # as _unify_sections decides: the one region of that name and shape there
+            same = [x for x in self.mapped[m.name] if x.addr == m.start and _same_shape(x, m)]
+            if same != [m]:
+                return None
+            # building would repeat the guesses noted on the tree's lines (line numbers
+            # of the section): build then, the notes are what the user reads
+            if any(m.line <= _note_line(d) <= seg.linenos[j - 1] for d in self.diagnostics):
+                return None
+            return m
+        return None
+
+    def _map_trees(self, groups: list[AddressSpaceTree]) -> None:
+        """The regions of the address-space trees named like a section, by name and by
+        their printed line without its indentation (for _printed_again)."""
+        wanted = {
+            b.headings[0][1].name
+            for b in self.blocks
+            if b.headings and b.headings[0][1].kind == "memory-region"
+        }
+        self.mapped, self.by_line = {}, {}
+        kinds = [b.headings[0][1].kind if b.headings else None for b in self.blocks]
+        if any(k != "memory-region" for k in kinds[kinds.index("memory-region") :]):
+            return  # a tree after a section (rows pasted alone): _unify_sections sees it
+        seg = self.sp.seg
+        roots = {id(g.root): g.root for g in groups if g.root is not None}
+        for root in roots.values():
+            for mr, _ in walk(root):
+                if mr.name in wanted:
+                    self.mapped.setdefault(mr.name, []).append(mr)
+                    if not mr.hidden and mr.line is not None:
+                        text = seg.lines[seg.linenos.index(mr.line)].lstrip(" ")
+                        self.by_line.setdefault(text, []).append(mr)
 
     def _tree(self, block: _Block, shared: bool) -> MemoryRegion | None:
         """The tree of a block.  Before QEMU 7.0 every address space printed its root's
@@ -337,15 +413,30 @@ class _TreeBuilder:
 
         Rows pasted without their heading whose least indented rows are several get a
         root that was not pasted: a container over the whole address range."""
-        root: _Node | None = None
+        # The open regions, root first (each one's parent is the one below it).  A region
+        # is frozen when the line after its last subregion closes it, in one pass over the
+        # lines (post-order, as a recursive freeze after nesting would go).
         stack: list[_Node] = []
+        rooted = False
+        root: MemoryRegion | None = None
+        notes = self.diagnostics
+
+        def close() -> None:
+            nonlocal root
+            node = stack.pop()
+            if stack:
+                parent = stack[-1]
+                parent.children.append(node.freeze(parent.start, notes))
+            else:
+                root = node.freeze(None, notes)
+
         body = block.body
         if headless:
             levels = [r.indent for _, r, _ in body if isinstance(r, RangeLine)]
             if levels.count(min(levels, default=0)) > 1:
                 top = RangeLine(0, 0, U64 - 1, 0, "container", False, UNPASTED_ROOT)
-                root = _Node(top, min(levels) // 2 - 1, body[0][0], 0)
-                stack.append(root)
+                stack.append(_Node(top, min(levels) // 2 - 1, body[0][0], 0))
+                rooted = True
         for lineno, rec, text in body:
             if not isinstance(rec, RangeLine):
                 raise SourceError(self.sp.loc(lineno), "not a region line inside a tree", text)
@@ -359,63 +450,67 @@ class _TreeBuilder:
             if level > MAX_DEPTH:
                 raise SourceError(self.sp.loc(lineno), _TOO_DEEP, text.lstrip())
             while stack and stack[-1].level >= level:
-                stack.pop()
+                close()
             if not stack:
-                if root is not None:
+                if rooted:
                     raise SourceError(
                         self.sp.loc(lineno),
                         "a second root line in one section (missing empty line or heading?)",
                         text,
                     )
+                rooted = True
                 if level != 1:  # the root itself is a hidden disabled region
-                    root = _Node(None, 1, lineno, rec.start)
-                    stack.append(root)
-            parent = stack[-1] if stack else None
-            while parent is not None and parent.level < level - 1:
+                    stack.append(_Node(None, 1, lineno, rec.start))
+            while stack and stack[-1].level < level - 1:
                 # An indentation jump: QEMU >= 5.1 hid a disabled region here (no -D).
                 self.hidden = True
-                hidden = _Node(None, parent.level + 1, lineno, rec.start)
-                parent.children.append(hidden)
-                stack.append(hidden)
-                parent = hidden
-            node = _Node(rec, level, lineno, rec.start)
-            if parent is None:
-                root = node
-            else:
-                parent.children.append(node)
-            stack.append(node)
-        return root.freeze(None, self.diagnostics) if root is not None else None
+                stack.append(_Node(None, stack[-1].level + 1, lineno, rec.start))
+            stack.append(_Node(rec, level, lineno, rec.start))
+        while stack:
+            close()
+        return root
 
 
 def _tree_variant(recs: list, groups: list[AddressSpaceTree], hidden: bool) -> Variant:
     ranges = [r for r in recs if isinstance(r, RangeLine)]
-    overflow = {r.overflow for r in ranges if r.overflow}
+    # each field over all lines by map() in C: a generator per question cost more
+    types = set(map(attrgetter("type"), ranges))
+    overflow = set(map(attrgetter("overflow"), ranges)) - {None, ""}
     return Variant(
-        type_letters=any(r.type[0] in "R-" for r in ranges),
-        container_type=any(r.type == "container" for r in ranges),
+        type_letters=any(t[0] in "R-" for t in types),
+        container_type="container" in types,
         grouped=any(len(g.names) > 1 for g in groups),
-        disabled_marks=any(r.disabled for r in ranges),
+        disabled_marks=any(map(attrgetter("disabled"), ranges)),
         hidden_disabled=hidden,
-        owners=any(r.owner is not None for r in ranges),
+        owners=any(o is not None for o in map(attrgetter("owner"), ranges)),
         overflow_before_indent=(overflow == {"before"}) if overflow else None,
     )
 
 
 def _same_shape(a: MemoryRegion, b: MemoryRegion) -> bool:
-    """Two printed copies of one MemoryRegion object: same name, size, type, subtree."""
-    if (a.name, a.size, a.priority, a.type, a.enabled, a.alias) != (
-        b.name,
-        b.size,
-        b.priority,
-        b.type,
-        b.enabled,
-        b.alias,
-    ) or len(a.subregions) != len(b.subregions):
+    """Two printed copies of one MemoryRegion object: same name, size, type, subtree.
+    Field by field, no tuples: it compares whole trees (``system`` is printed twice)."""
+    if a is b:
+        return True
+    if (
+        a.name != b.name
+        or a.size != b.size
+        or a.priority != b.priority
+        or a.type != b.type
+        or a.enabled != b.enabled
+        or a.alias != b.alias
+        or len(a.subregions) != len(b.subregions)
+    ):
         return False
-    return all(
-        x.addr == y.addr and _same_shape(x, y)
-        for x, y in zip(a.subregions, b.subregions, strict=True)
-    )
+    for x, y in zip(a.subregions, b.subregions, strict=True):
+        if x.addr != y.addr or not _same_shape(x, y):
+            return False
+    return True
+
+
+def _note_line(note: str) -> int:
+    """The line a note of the build names (``line N: ...``)."""
+    return int(note[5 : note.index(":")])
 
 
 def _unify_sections(dump: MtreeDump) -> MtreeDump:
@@ -425,11 +520,17 @@ def _unify_sections(dump: MtreeDump) -> MtreeDump:
 
     Identity matters: flatview_simplify only merges ranges of the same MemoryRegion.
     """
+    # only the regions named like a section can be one: most sections are alias targets
+    # that no address space maps (70 ``pci_bridge_pci`` of a q35 with 70 root ports)
+    wanted = {sec.root.name for sec in dump.sections if sec.root is not None}
     by_name: dict[str, list[MemoryRegion]] = {}
     roots = {id(g.root): g.root for g in dump.address_spaces if g.root is not None}
     for root in roots.values():
         for mr, _ in walk(root):
-            by_name.setdefault(mr.name, []).append(mr)
+            if mr.name in wanted:
+                by_name.setdefault(mr.name, []).append(mr)
+    if not by_name:
+        return dump
     sections = []
     for sec in dump.sections:
         root = sec.root
@@ -441,7 +542,7 @@ def _unify_sections(dump: MtreeDump) -> MtreeDump:
             ]
             if len({id(m) for m in same}) == 1:
                 root = same[0]
-        sections.append(replace(sec, root=root))
+        sections.append(sec if root is sec.root else replace(sec, root=root))
     return replace(dump, sections=tuple(sections))
 
 
@@ -522,8 +623,8 @@ def _resolve_aliases(dump: MtreeDump, sp: _DumpSplitter, diagnostics: list[str])
         object.__setattr__(mr, "name", name)
         object.__setattr__(mr, "alias", Alias(target, mr.alias.offset, cands[0]))
         _check_window(mr, cands[0], sp)
-    _check_alias_cycles(dump, sp)
-    _check_depth(dump, sp)
+    if _check_alias_cycles(dump, sp) > MAX_DEPTH:
+        _check_depth(dump, sp)  # which region: the one this walk has always named
     return replace(dump, diagnostics=tuple(diagnostics), partial=dump.partial or missing)
 
 
@@ -539,7 +640,8 @@ _TOO_DEEP = (
 
 def _check_depth(dump: MtreeDump, sp: _DumpSplitter) -> None:
     """Longest path from a root through subregions and resolved aliases (a DAG once
-    _check_alias_cycles passed), computed without recursion."""
+    _check_alias_cycles passed), computed without recursion.  Run only when that check
+    measured a path too long, to name the same region as ever in the error."""
     depth: dict[int, int] = {}
     for root in dump.roots():
         stack: list[tuple[MemoryRegion, bool]] = [(root, False)]
@@ -591,7 +693,10 @@ def _candidates(
     assert alias.alias is not None
     lo = alias.alias.offset
     hits = index.holding(lo, lo + alias.size)
-    inside = [s for s in sections if id(s) in hits]
+    if not hits:
+        return sections[:1]
+    # in the order given, filtered in C: 70 sections for each of hundreds of aliases
+    inside = list(compress(sections, map(hits.__contains__, map(id, sections))))
     return inside or sections[:1]
 
 
@@ -633,15 +738,18 @@ def _split_alias(mr: MemoryRegion, targets: dict[str, list[MemoryRegion]]) -> tu
     return mr.name, mr.alias.target_name
 
 
-def _check_alias_cycles(dump: MtreeDump, sp: _DumpSplitter) -> None:
+def _check_alias_cycles(dump: MtreeDump, sp: _DumpSplitter) -> int:
     """A loop through aliases never ends (memory_region_init_alias forbids it, and
-    render_memory_region would recurse for ever): a dump showing one is corrupt."""
-    cycle = alias_cycle(dump)
+    render_memory_region would recurse for ever): a dump showing one is corrupt.
+    Returns the number of regions on the longest path from a root (measured by the
+    same walk: see _check_depth)."""
+    cycle, deepest = alias_cycle(dump)
     if cycle:
         chain = " -> ".join(repr(m.name) for m in cycle)
         raise SourceError(
             SourceLocation(sp.file, cycle[0].line), f"alias cycle: {chain}", sp.text(cycle[0].line)
         )
+    return deepest
 
 
 # --------------------------------------------------------------------------- flat views
@@ -709,15 +817,17 @@ class _FlatBuilder:
             raise SourceError(
                 self.sp.loc(ln), "range overlaps or is out of order with the one before it", text
             )
+        # positional, in FlatRange's field order (start, size, priority, type, name,
+        # offset, nonvolatile, owner, accel, line): keywords cost a fifth more per range
         return FlatRange(
-            start=rec.start,
-            size=rec.end - rec.start + 1,
-            priority=rec.priority,
-            type=rec.type,
-            name=rec.name,
-            offset=rec.offset or 0,
-            nonvolatile=rec.nonvolatile,
-            owner=rec.owner,
-            accel=rec.accel,
-            line=ln,
+            rec.start,
+            rec.end - rec.start + 1,
+            rec.priority,
+            rec.type,
+            rec.name,
+            rec.offset or 0,
+            rec.nonvolatile,
+            rec.owner,
+            rec.accel,
+            ln,
         )

@@ -121,7 +121,9 @@ class _Renderer:
 
     def _note(self, mr: MemoryRegion, what: str, decision: Rule) -> None:
         if decision.guess:
-            self.guesses.setdefault((id(mr), what), Guess(mr, what, decision.reason))
+            key = (id(mr), what)
+            if key not in self.guesses:  # once: a region renders once per view it is in
+                self.guesses[key] = Guess(mr, what, decision.reason)
 
     def render(
         self,
@@ -146,9 +148,12 @@ class _Renderer:
         lo, hi = base, base + mr.size
         if not (lo <= clip[0] < hi or clip[0] <= lo < clip[1]):
             return  # int128 "intersects"
-        clip = (max(lo, clip[0]), min(hi, clip[1]))
+        clip = (lo if lo > clip[0] else clip[0], hi if hi < clip[1] else clip[1])
         if clip[0] < clip[1]:
-            self.placements.setdefault(id(mr), []).append((self.view_index, *clip))
+            placed = self.placements.get(id(mr))
+            if placed is None:
+                placed = self.placements[id(mr)] = []
+            placed.append((self.view_index, *clip))
         if mr.alias is not None:
             target = mr.alias.target
             if target is not None:
@@ -322,7 +327,12 @@ def _fill_gaps(
         pos = max(pos, r.end)
     if pos < end:
         holes.append(_Piece(pos, end - pos, mr, pos - base, ro, nv, um))
-    view.update(holes)
+    # most fills leave one hole or none: add() it (update() sorts what it is given and,
+    # into a view under four times its size, rebuilds the whole view)
+    if len(holes) == 1:
+        view.add(holes[0])
+    elif holes:
+        view.update(holes)
 
 
 def _new_view() -> SortedKeyList:
@@ -331,7 +341,8 @@ def _new_view() -> SortedKeyList:
 
 def _simplify(view: SortedKeyList, kept_apart: list[tuple[_Piece, _Piece]]) -> list[_Piece]:
     """flatview_simplify: merge neighbours when can_merge() holds.  Neighbours that only
-    ``unmergeable`` keeps apart (QEMU >= 8.2) go to ``kept_apart``: older QEMUs merge them."""
+    ``unmergeable`` keeps apart (QEMU >= 8.2) go to ``kept_apart``: older QEMUs merge them.
+    Merging grows the view's own pieces (no copies): the view is dropped after this."""
     out: list[_Piece] = []
     for p in view:
         if out:
@@ -347,9 +358,7 @@ def _simplify(view: SortedKeyList, kept_apart: list[tuple[_Piece, _Piece]]) -> l
                     q.size += p.size
                     continue
                 kept_apart.append((q, p))
-        out.append(
-            _Piece(p.start, p.size, p.mr, p.offset, p.readonly, p.nonvolatile, p.unmergeable)
-        )
+        out.append(p)
     return out
 
 
@@ -363,17 +372,21 @@ def _readonly_type(printed: str) -> str:
 
 def _to_range(p: _Piece) -> FlatRange:
     mr = p.mr
+    # positional, in FlatRange's field order (start, size, priority, type, name, offset,
+    # nonvolatile, owner, accel, line, region, readonly): keywords cost a fifth more
     return FlatRange(
-        start=p.start,
-        size=p.size,
-        priority=mr.priority,
-        type=_readonly_type(mr.type) if p.readonly else mr.type,
-        name=mr.name,
-        offset=p.offset,
-        nonvolatile=p.nonvolatile,
-        owner=mr.owner,
-        region=mr,
-        readonly=p.readonly,
+        p.start,
+        p.size,
+        mr.priority,
+        _readonly_type(mr.type) if p.readonly else mr.type,
+        mr.name,
+        p.offset,
+        p.nonvolatile,
+        mr.owner,
+        (),
+        None,
+        mr,
+        p.readonly,
     )
 
 

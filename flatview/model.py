@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 
 __all__ = [
     "U64",
@@ -106,13 +107,15 @@ class MemoryRegion:
 
 def walk(mr: MemoryRegion, depth: int = 0) -> Iterator[tuple[MemoryRegion, int]]:
     """Pre-order walk of a region and its subregions, with depth.  An explicit stack, not
-    nested generators: each item of those passes through every level above it."""
+    nested generators: each item of those passes through every level above it.  The
+    subregions are pushed by zip and repeat, in C (a generator per region cost more than
+    the walk itself)."""
     stack = [(mr, depth)]
     while stack:
         mr, depth = stack.pop()
         yield mr, depth
         if mr.subregions:
-            stack.extend((c, depth + 1) for c in reversed(mr.subregions))
+            stack.extend(zip(reversed(mr.subregions), repeat(depth + 1)))
 
 
 @dataclass(frozen=True, slots=True)

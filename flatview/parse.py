@@ -168,30 +168,21 @@ def _fast(text: str) -> LineRecord | None:
     if m is None:
         return _fast_heading(text)
     indent, start, end, prio, nv, type_, body = m.groups()
-    if not -(1 << 31) <= int(prio) < 1 << 31:
+    priority = int(prio)
+    if not -(1 << 31) <= priority < 1 << 31:
         return None  # lark's transformer says why (a C int, as QEMU prints it)
-    common = {
-        "indent": len(indent),
-        "start": int(start, 16),
-        "end": int(end, 16),
-        "priority": int(prio),
-        "type": type_,
-        "nonvolatile": nv is not None,
-    }
+    # positional, in RangeLine's field order: a dict of keywords per line cost more
+    head = (len(indent), int(start, 16), int(end, 16), priority, type_, nv is not None)
     if _FAST_NAME.fullmatch(body):
-        return RangeLine(name=body, **common)
+        return RangeLine(*head, body)
     o = _FAST_OFFSET.fullmatch(body)
     if o is not None and _FAST_NAME.fullmatch(o[1]):
-        return RangeLine(name=o[1], offset=int(o[2], 16), **common)
+        return RangeLine(*head, o[1], offset=int(o[2], 16))
     a = _FAST_ALIAS.fullmatch(body)
     if a is None:
         return None
     return RangeLine(
-        name=a[1],
-        alias_target=a[2],
-        alias_start=int(a[3], 16),
-        alias_end=int(a[4], 16),
-        **common,
+        *head, a[1], alias_target=a[2], alias_start=int(a[3], 16), alias_end=int(a[4], 16)
     )
 
 

@@ -266,7 +266,7 @@ def infer_version(dump: MtreeDump) -> VersionEvidence:
                     ((9, 1), f"line {mr.line}: isa-bios aliases the pflash {target.name!r} "
                      "(hw/i386/pc_sysfw.c, QEMU 9.1; a ROM copy before)")
                 )  # fmt: skip
-        elif MEMSLOT.match(mr.name) and mr.alias is not None:
+        elif mr.alias is not None and MEMSLOT.match(mr.name):  # few aliases, every region
             lows.append(
                 ((8, 2), f"line {mr.line}: virtio-mem memslot alias {mr.name!r} "
                  "(dynamic-memslots, QEMU 8.2)")
@@ -491,7 +491,9 @@ def _late_added_first(subs: list[MemoryRegion]) -> list[MemoryRegion]:
         while j < len(subs) and subs[j].priority == subs[i].priority:
             j += 1
         group = subs[i:j]
-        out.extend([c for c in group if LATE_ADDED.match(c.name)])
-        out.extend([c for c in group if not LATE_ADDED.match(c.name)])
+        late = [c for c in group if LATE_ADDED.match(c.name)]
+        out.extend(late)
+        # most groups hold none: the group as it is, with no second match per sibling
+        out.extend([c for c in group if c not in late] if late else group)
         i = j
     return out

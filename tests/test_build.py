@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from flatview import build
 from flatview.api import parse_text
 from flatview.errors import SourceError
 from flatview.model import FlatDump, MemoryRegion, MtreeDump, walk
+from flatview.render.json import to_data
 from flatview.render.qemu import format_dump
 
 REPO = Path(__file__).resolve().parents[1]
@@ -549,3 +551,78 @@ def test_each_printed_root_of_a_grouped_dump_is_its_own_region(name):
     assert (len(groups), len(sections)) == (13, 11)  # 14 headings, cpu-memory-0 + memory grouped
     assert len({id(r) for r in groups}) == len(groups)
     assert len({id(r) for r in sections}) == len(sections)
+
+
+# ------------------------------------------------- sections printed again, not built again
+
+
+def _model(dump: MtreeDump) -> tuple:
+    """A tree dump as plain data, plus which sections are a region of an address-space
+    tree (by identity) and which region each alias resolved to (by line)."""
+    mapped = {id(mr) for g in dump.address_spaces if g.root for mr, _ in walk(g.root)}
+    shared = [s.root is not None and id(s.root) in mapped for s in dump.sections]
+    targets = [
+        (mr.line, mr.alias.target.line if mr.alias.target else None)
+        for mr, _ in dump.regions()
+        if mr.alias is not None
+    ]
+    return to_data(dump), shared, targets
+
+
+def _built_whole(monkeypatch, text: str, name: str) -> list:
+    """The dumps of a text with every section built from its own lines, as before
+    _printed_again (which then only _unify_sections reconciled with the trees)."""
+    with monkeypatch.context() as m:
+        m.setattr(build._TreeBuilder, "_printed_again", lambda self, block, groups: None)
+        return parse_text(text, name)
+
+
+@pytest.mark.parametrize("path", [p for p in REAL if not _is_flat_file(p)], ids=_id)
+def test_a_section_printed_again_is_the_same_model_unbuilt(path, monkeypatch):
+    # the region of a tree a section prints again (q35's system, pci, pc.bios) is taken
+    # from the tree without building the section: the model is the one building gives
+    text = path.read_text(encoding="utf-8")
+    (fast,) = parse_text(text, str(path))
+    (whole,) = _built_whole(monkeypatch, text, str(path))
+    assert _model(fast) == _model(whole)
+
+
+def test_q35_sections_printed_again():
+    path = REPO / "samples" / "qemu" / "x86_64-q35-70dev" / "info-mtree.txt"
+    _, (dump,) = load(path)
+    memory = next(g.root for g in dump.address_spaces if "memory" in g.names)
+    by_name = {s.name: s.root for s in dump.sections}
+    assert by_name["system"] is memory  # `memory-region: system` prints memory's root
+    pci = next(c for c in memory.subregions if c.name == "pci")
+    assert by_name["pci"] is pci
+
+
+def test_a_section_two_tree_regions_could_be_is_built(monkeypatch):
+    # 'x' is printed in two trees with one shape: which object the section prints is
+    # not known, so the section keeps its own tree (as _unify_sections decides)
+    row = "(prio 0, i/o)"
+    text = "\n".join(
+        [
+            "address-space: a",
+            f"  0000000000000000-000000000000ffff {row}: a",
+            f"    0000000000000000-00000000000000ff {row}: x",
+            f"      0000000000000000-000000000000000f {row}: y",
+            f"    0000000000001000-00000000000010ff {row}: alias w @x {0:016x}-{0xFF:016x}",
+            "",
+            "address-space: b",
+            f"  0000000000000000-000000000000ffff {row}: b",
+            f"    0000000000000000-00000000000000ff {row}: x",
+            f"      0000000000000000-000000000000000f {row}: y",
+            "",
+            "memory-region: x",
+            f"  0000000000000000-00000000000000ff {row}: x",
+            f"    0000000000000000-000000000000000f {row}: y",
+            "",
+        ]
+    )
+    (dump,) = parse_text(text, "two.txt")
+    (whole,) = _built_whole(monkeypatch, text, "two.txt")
+    assert _model(dump) == _model(whole)
+    (section,) = dump.sections
+    trees = [g.root.subregions[0] for g in dump.address_spaces]
+    assert section.root.line == 13 and all(section.root is not t for t in trees)

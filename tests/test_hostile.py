@@ -470,6 +470,33 @@ def test_nesting_through_aliases_counts_too(tmp_path, capsys):
     assert line.startswith(f"flatview: {dump}:")
 
 
+def _alias_chain(sections: int, leaf: bool) -> str:
+    """top -> alias a0 -> s0 -> alias a1 -> s1 ... -> s(n-1) [-> leaf]: 2n + 1 regions
+    on the path from the root (2n + 2 with the leaf)."""
+    row = f"{0:016x}-{0xFFF:016x} (prio 0, i/o)"
+    lines = ["address-space: memory", f"  {row}: top", f"    {row}: alias a0 @s0 {row[:33]}"]
+    for i in range(sections):
+        lines += ["", f"memory-region: s{i}", f"  {row}: s{i}"]
+        if i < sections - 1:
+            lines.append(f"    {row}: alias a{i + 1} @s{i + 1} {row[:33]}")
+        elif leaf:
+            lines.append(f"    {row}: leaf")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(("sections", "leaf", "depth"), [(49, True, 100), (50, False, 101)])
+def test_nesting_through_aliases_bound_is_exact(tmp_path, capsys, sections, leaf, depth):
+    # the bound counts regions on the path: 100 are read, 101 are not
+    dump = tmp_path / "chain.txt"
+    dump.write_text(_alias_chain(sections, leaf))
+    status, _, err = run("parse", dump, capsys=capsys)
+    if depth <= 100:
+        assert (status, err) == (0, "")
+    else:
+        line = one_line_error(status, _, err)
+        assert "regions nested more than 100 levels deep (through subregions and aliases)" in line
+
+
 # ------------------------------------------------------- big numbers end cleanly, in time
 
 

@@ -61,8 +61,10 @@ from .common import (
     Cleaned,
     Segment,
 )
-from .lines import Cleaner
-from .text import looks_quoted_printable, maybe_diff, monitor_part, qmp, qp_decode, zones
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from .text import monitor_part
 
 __all__ = [
     "CONTROL",
@@ -77,6 +79,15 @@ __all__ = [
     "strip_quote",
     "unquote_lines",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``monitor_part`` (of :mod:`.text`), imported when it is first asked for."""
+    if name == "monitor_part":
+        from .text import monitor_part
+
+        return monitor_part
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def strip_quote(line: str) -> tuple[int, str]:
@@ -131,12 +142,17 @@ def clean(text: str, file: str = "-") -> Cleaned:
     start = len(text) - len(text.lstrip("\n"))
     if HEADING.match(text, start):
         lines = _shared_lines(text)
-        if all("\r" not in line and _as_printed(line) for line in set(lines)):
+        if all(map(_as_printed, set(lines))):
             if lines[-1] == "":
                 lines.pop()
             seg = Segment(tuple(lines), range(1, len(lines) + 1))
             return Cleaned(tuple(_trimmed([seg])), dict(counts))
         del lines
+    # What a paste adds: the line and whole-text forms, whose patterns are compiled only
+    # now (as QEMU printed it, a dump never needs them).
+    from .lines import Cleaner
+    from .text import looks_quoted_printable, maybe_diff, qmp, qp_decode, zones
+
     norm = text.replace("\r\n", "\n") if "\r\n" in text else text
     carried = qmp(norm)
     if carried is not None:
@@ -156,19 +172,28 @@ def clean(text: str, file: str = "-") -> Cleaned:
 
 
 def _shared_lines(text: str) -> list[str]:
-    """``text.replace("\\r\\n", "\\n").split("\\n")`` without a copy of the text or a
-    string per line: a 300,000-line pre-7.0 dump holds a few thousand distinct lines."""
+    """``text.replace("\\r\\n", "\\n").split("\\n")`` where equal lines share one string:
+    a 300,000-line pre-7.0 dump holds a few thousand distinct lines.  The text is split
+    a chunk at a time (str.split and map run in C, a Python loop per line cost a tenth of
+    reading a dump), so only a chunk's lines exist twice at once."""
     memo: dict[str, str] = {}
     out: list[str] = []
-    find, pos = text.find, 0
+    pos = 0
     while True:
-        end = find("\n", pos)
-        stop = len(text) if end < 0 else end - 1 if text[end - 1 : end] == "\r" else end
-        line = text[pos:stop]
-        out.append(memo.setdefault(line, line))
-        if end < 0:
+        cut = text.find("\n", pos + _CHUNK)  # a chunk ends with a whole line
+        chunk = text[pos:] if cut < 0 else text[pos : cut + 1]
+        if "\r\n" in chunk:
+            chunk = chunk.replace("\r\n", "\n")
+        lines = chunk.split("\n")
+        if cut >= 0:
+            lines.pop()  # the empty string after the chunk's last newline
+        out += map(memo.setdefault, lines, lines)
+        if cut < 0:
             return out
-        pos = end + 1
+        pos = cut + 1
+
+
+_CHUNK = 1 << 20
 
 
 def _as_printed(line: str) -> bool:
@@ -176,8 +201,11 @@ def _as_printed(line: str) -> bool:
     character, trailing blank, or tab other than the leading one of ``-d`` entries."""
     if not line:
         return True
+    if line.isprintable():  # no control character, tab, CR or no-break space: one C scan
+        return IS_DUMP.match(line) is not None and line[-1] != " "
     return (
-        IS_DUMP.match(line) is not None
+        "\r" not in line
+        and IS_DUMP.match(line) is not None
         and line[-1] not in " \t"
         and "\t" not in line[1:]
         and "\u00a0" not in line

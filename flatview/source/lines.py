@@ -10,32 +10,59 @@ from dataclasses import dataclass
 
 from ..errors import SourceError, SourceLocation
 from .common import (
-    ADDR32,
-    ADDR32_ALIAS,
-    ALIAS_START,
-    CUT_ADDR,
-    DISPATCH_TAB,
-    ELISION,
-    EMBEDDED,
-    ENTRY,
-    ENTRY_COL,
-    FENCE,
-    FIXED,
-    FIXED_COL,
-    FULL_ALIAS,
-    FULL_RANGE,
     HEADING,
-    OVF,
-    PROMPT,
     QUOTE_MARKS,
-    RANGE,
-    REJOIN_MAX_TAIL,
-    REJOIN_MIN_WIDTH,
-    SHARED,
-    SHARED_ITEM,
-    SUFFIX_START,
-    SUFFIX_TAIL,
     Segment,
+)
+
+PROMPT = re.compile(r"^\(qemu\)")
+DISPATCH_TAB = re.compile(r"^\t[ \d.]+ skip=")
+# What a line is, read without its indentation: (kind, the column QEMU prints it at).
+FIXED = re.compile(
+    r"(?P<as>AS \")|(?P<root>Root memory region: )|(?P<norend>No rendered FlatView)"
+    r"|(?P<disp>Dispatch$)|(?P<phys>Physical sections$)|(?P<sect>#\d+ @)|(?P<nodes>Nodes \()"
+    r"|(?P<node>\[\d+\]$)"
+)
+FIXED_COL = {"as": 1, "root": 1, "norend": 2, "disp": 2, "phys": 4, "sect": 6, "nodes": 4}
+FIXED_COL["node"] = 6
+OVF = "[DETECTED OVERFLOW!] "
+# A dispatch node entry (mtree_print_phys_entries: "\t%3d..%-4d  skip=%d  ptr=...")
+ENTRY = re.compile(r"\d+(?:\.\.\d+)? +skip=\d+ +ptr=")
+ENTRY_COL = 8
+RANGE = re.compile(r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio |(?:0x)?[0-9a-fA-F]{17,}-)")
+# A line cut inside its first address (only inside a run: a lone hex number is prose).
+CUT_ADDR = re.compile(r"(?:0x)?[0-9a-f]{9,}-?$")
+ELISION = re.compile(
+    r"^(?:\.{3,}|…|\[\s*(?:\.{3,}|…)[^\]]*\]|<\s*snip[^>]*>|\[\s*snip[^\]]*\]|-+\s*snip\s*-+"
+    r"|(?:\.{3,}|…)\s.*|\(\s*(?:\.{3,}|…)[^)]*\)|<\s*(?:\.{3,}|…)\s*>)$",
+    re.IGNORECASE,
+)
+FENCE = re.compile(r"^(?:```|~~~)")
+ADDR32 = re.compile(r"()([0-9a-f]{8})-([0-9a-f]{8})( \(prio )")
+ADDR32_ALIAS = re.compile(r"(\): alias .* @\S+ )([0-9a-f]{8})-([0-9a-f]{8})((?: \[disabled\])?$)")
+EMBEDDED = re.compile(r"(?:0x)?[0-9a-f]{16}-(?:0x)?[0-9a-f]{16} \(prio -?\d+, ")
+SHARED = re.compile(r"address-space shared \d+ times:$")
+SHARED_ITEM = re.compile(r" *- (\S.*)$")
+# A joined line must still read as a complete region or heading line.
+FULL_RANGE = re.compile(
+    r"^(?:\[DETECTED OVERFLOW!\] )? +(?:\[DETECTED OVERFLOW!\] )?"
+    r"(?:0x)?[0-9a-f]{16}-(?:0x)?[0-9a-f]{16} \(prio -?\d+, [a-zA-Z/-]+\): \S"
+)
+ALIAS_START = re.compile(r"\): alias(?: |$)")
+FULL_ALIAS = re.compile(r"\): alias .* @\S+ (?:0x)?[0-9a-f]{16}-(?:0x)?[0-9a-f]{16}")
+# A line was wrapped if the first word of the next would not have fitted: mail clients
+# fold at 72-80 columns (and quote after, so the quote counts too).
+REJOIN_MIN_WIDTH = 64
+REJOIN_MAX_TAIL = 32  # and the wrapped-off tail is short (a name's end, ` @offset`)
+# ... or the suffixes QEMU appends to a region line (the whole tail is made of them; the
+# last ``owner:{``/``parent:{`` may be cut open, QEMU 10's ``owner:{...} parent:{dev path=``
+# folding over three lines: the rest follows, as _cut_short says)
+SUFFIX_TAIL = re.compile(
+    r"^(?:@(?:0x)?[0-9a-f]{16} ?)?(?:\[disabled\] ?)?(?:(?:owner|parent):\{[^{}]*(?:\} ?|$))*"
+    r"(?:orphan ?)?(?:(?:KVM|kvm(?::[a-z]+)*) ?)*$"
+)
+SUFFIX_START = re.compile(
+    r"(?:^| )(?:@(?:0x)?[0-9a-f]{16}|\[disabled\]|owner:\{|parent:\{|orphan$|KVM$|kvm(?::[a-z]+)*$)"
 )
 
 

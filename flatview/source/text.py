@@ -4,18 +4,22 @@ hand-made diffs of two dumps (see flatview.source); and the part of a monitor se
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from .common import (
-    DIFF_HEADER,
-    DIFF_HUNK,
     IS_DUMP,
-    PROMPT_COMMAND,
-    QP_ESCAPE,
     QP_HINT,
     QUOTE,
     QUOTE_MARKS,
 )
+
+# A prompt with the command typed after it (a capture bundle, a pasted monitor session).
+PROMPT_COMMAND = re.compile(r"^\(qemu\) ?(?P<command>.*)$")
+# Quoted-printable: an escape of a byte (=20, =3D, =A0, =C2=A0)
+QP_ESCAPE = re.compile(r"=([0-9A-F]{2})")
+DIFF_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@")
+DIFF_HEADER = re.compile(r"^(?:--- |\+\+\+ |diff |index [0-9a-f]|\\ No newline)")
 
 
 def qmp(text: str) -> str | None:
