@@ -35,7 +35,9 @@ from .vfio.stack import relocate as _relocate_uncached
 # vfio_pci_relocate_msix is a pure function of the device, option and page size, and the
 # advisor asks it again per option, world and strategy, of devices often alike (a
 # machine's root ports).  Memoised here, not where it is defined: mutmut does not mutate
-# decorated functions.
+# decorated functions.  Each memo of this module is bounded: a run of the CLI advises one
+# input, and a long-lived caller's memory stays flat.
+_MEMO_MAX = 4096
 _RELOCATED: dict[tuple, tuple[str, Relocation]] = {}
 
 
@@ -53,7 +55,7 @@ def relocate(dev: PciDevice, option: str, page: int) -> Relocation:
     )
     hit = _RELOCATED.get(key)
     if hit is None:
-        if len(_RELOCATED) >= _SIMULATED_MAX:
+        if len(_RELOCATED) >= _MEMO_MAX:
             _RELOCATED.clear()
         hit = _RELOCATED[key] = (dev.address, _relocate_uncached(dev, option, page))
     was, reloc = hit
@@ -301,10 +303,8 @@ def _simulate(
 
 
 # Simulated pages by device shape (see _shape): 70 root ports of one machine are one
-# simulation each option, not 70.  A run of the CLI advises one input; the bound keeps a
-# long-lived caller's memory flat.
+# simulation each option, not 70.
 _SIMULATED: dict[tuple, tuple[str, tuple[BarPages, ...]]] = {}
-_SIMULATED_MAX = 4096
 
 
 def _simulated_pages(
@@ -322,12 +322,11 @@ def _simulated_pages(
     hit = _SIMULATED.get(key) if key is not None else None
     if hit is not None:
         return reloc, _moved(hit, dev.address, bases)
-    opts = StackOptions(page, era, False, facts.host_bases)
-    view = flatten(build_stack(dev, reloc, bases, dev.msix, opts), Knowledge()).views[0]
-    sizes = {b.index: b.size for b in reloc.bars}
-    bars = _host_bar_pages(dev, view, bases, sizes, page)
+    _reloc, _bases, _tree, view = _simulate(facts, option, page, era, dev=dev)
+    assert view is not None  # simulated: `off`, or an option QEMU accepts
+    bars = _host_bar_pages(dev, view, bases, {b.index: b.size for b in reloc.bars}, page)
     if key is not None:
-        if len(_SIMULATED) >= _SIMULATED_MAX:
+        if len(_SIMULATED) >= _MEMO_MAX:
             _SIMULATED.clear()
         _SIMULATED[key] = (dev.address, bars)
     return reloc, bars
@@ -378,7 +377,7 @@ def _moved(hit: tuple[str, tuple[BarPages, ...]], address: str, bases: dict[int,
     old, new = f"{was} ", f"{address} "
 
     def part(p: PagePart) -> PagePart:
-        if was == address or not p.name.startswith(old):
+        if not p.name.startswith(old):
             return p
         return PagePart(p.start, p.end, new + p.name[len(old) :], p.type, p.what)
 
@@ -388,7 +387,7 @@ def _moved(hit: tuple[str, tuple[BarPages, ...]], address: str, bases: dict[int,
     return tuple(
         b
         if b.is_io or (was == address and b.guest_base == bases[b.index])
-        else b.moved(bases[b.index], tuple(map(run, b.runs)))
+        else b.moved(bases[b.index], b.runs if was == address else tuple(map(run, b.runs)))
         for b in bars
     )
 

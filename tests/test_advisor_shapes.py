@@ -139,4 +139,5 @@ def test_the_70_device_machine_shares_and_answers_as_alone():
     assert len(advisor._SIMULATED) == 37
     for f, a in zip(facts, together, strict=True):
         advisor._SIMULATED.clear()
+        advisor._RELOCATED.clear()
         assert advisor.advise([f], [4 * K], view=m.view) == [a], f.device.address
