@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import files
 from .build import Reading, read_dumps, read_text_dumps
@@ -166,22 +166,54 @@ def select_dumps(dumps: Sequence[Dump], name: str, lines: Sequence[int] = ()) ->
 
 
 def machine(
-    dumps: Sequence[Dump], pci: Iterable[PciDevice] = (), flattened: FlattenResult | None = None
+    dumps: Sequence[Dump],
+    pci: Iterable[PciDevice] = (),
+    flattened: FlattenResult | None = None,
+    *,
+    devices_only: bool = False,
 ) -> Machine:
     """The assigned devices of one machine state (``flattened``: its tree's FlatViews when
-    already computed, e.g. by a machine of the same dumps with more PCI listings)."""
+    already computed, e.g. by a machine of the same dumps with more PCI listings).
+
+    ``devices_only``: a tree's FlatViews only of the address spaces a device's BARs are
+    read from (_device_spaces), for a caller that uses nothing else of them."""
     from .vfio.devices import gather, system_view
 
     trees, flats = split_kinds(dumps)
     tree = trees[0] if trees else None
     flat = flats[0] if flats else None
     if flattened is None and tree is not None:
-        flattened = flatten(tree, flats[:1])
+        if devices_only:
+            from .flatten import flatten as _flatten
+            from .terminates import Knowledge
+
+            know = Knowledge.for_dump(tree, flats[:1])  # learnt from the whole dump
+            flattened = _flatten(_device_spaces(tree), know)
+        else:
+            flattened = flatten(tree, flats[:1])
     views = flat.views if flat is not None else flattened.views if flattened else ()
     view = system_view(views) if views else None
     facts = gather(view=view, tree=tree, flattened=flattened, pci=list(pci))
     kvm = bool(flat is not None and flat.variant.accel_labels)
     return Machine(tree, flat, flattened, tuple(views), view, tuple(facts), kvm)
+
+
+def _device_spaces(tree: MtreeDump) -> MtreeDump:
+    """The tree with only the address spaces a device's BARs are read from: the CPU's
+    ``memory`` (vfio.devices.system_view) and the I/O spaces (vfio.devices.gather).  A
+    q35's SMM space (cpu-smm-0: SMRAM over all of system memory) would render the system
+    tree a second time.  A tree without a ``memory`` space (a pasted excerpt, whose
+    largest view stands for it) keeps them all."""
+    from .vfio.devices import is_io_space
+
+    if not any("memory" in g.names for g in tree.address_spaces):
+        return tree
+    kept = tuple(
+        g
+        for g in tree.address_spaces
+        if "memory" in g.names or is_io_space(g.names, g.root.name if g.root else None)
+    )
+    return replace(tree, address_spaces=kept)
 
 
 def inputs(
@@ -286,13 +318,12 @@ def advise_on(
     """The advisor on one machine state's dumps and PCI listings.  When they hold more
     than one kind of input, each kind is also advised on alone, and every answer the
     whole input changes says which facts changed it."""
-    from dataclasses import replace
 
     from .advisor import advise as _advise
     from .vfio.devices import fact_changes
 
     sizes = list(page_sizes)
-    m = machine(dumps, pci)
+    m = machine(dumps, pci, devices_only=True)
     facts = list(m.facts)
     wanted = {d if d.count(":") == 2 else f"0000:{d}" for d in devices}
     if wanted:

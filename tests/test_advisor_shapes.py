@@ -8,18 +8,21 @@ q35 machine with 70 devices (130 MSI-X functions)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import product
 from pathlib import Path
 
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from flatview import advisor, api
+from flatview.errors import SourceError
 from flatview.vfio.devices import DeviceFacts
 from flatview.vfio.infopci import parse_info_pci
 from flatview.vfio.pci import MsixCapability, PciBar, PciDevice
 from flatview.vfio.stack import OPTIONS, place_bars, relocate
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SEEDS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "seeds"
 K = 1 << 10
 PAGES = (4 * K, 16 * K, 64 * K)
 
@@ -141,3 +144,34 @@ def test_the_70_device_machine_shares_and_answers_as_alone():
         advisor._SIMULATED.clear()
         advisor._RELOCATED.clear()
         assert advisor.advise([f], [4 * K], view=m.view) == [a], f.device.address
+
+
+def test_advise_flattens_only_the_address_spaces_devices_are_read_from():
+    """advise's machine skips the FlatViews no device is read from (a q35's SMM space
+    renders all of system memory again) and reads the same devices as the whole machine,
+    on every sample with a tree (and its info pci, if it has one) and every seed's dump
+    (assigned devices with I/O BARs: seed 003's SAS3008)."""
+    trees = sorted(SAMPLES.glob("*/*/info-mtree.txt")) + sorted(SEEDS.glob("*.txt"))
+    assert len(trees) > 40
+    skipped = io_bars = 0
+    for tree, alone in product(trees, (False, True)):
+        pci = tree.parent / "info-pci.txt"  # without it, a BAR's type is read off the tree
+        extra = parse_info_pci(pci.read_text(), pci.name) if pci.exists() and not alone else []
+        try:
+            dumps, listed = api.inputs(tree.read_text(), str(tree), extra)
+        except SourceError:
+            continue  # a seed without a dump
+        if not any(d.kind == "tree" for d in dumps):
+            continue
+        whole = api.machine(dumps, listed)
+        io_bars += sum(b.is_io for f in whole.facts for b in f.device.bars)
+        lean = api.machine(dumps, listed, devices_only=True)
+        assert lean.facts == whole.facts, tree
+        assert lean.view is not None and lean.view.ranges == whole.view.ranges, tree
+        names = {n for v in lean.flattened.views for n in v.names}
+        assert "memory" in names, tree
+        skipped += any(n.startswith("cpu-smm") for v in whole.views for n in v.names) and not any(
+            n.startswith("cpu-smm") for n in names
+        )
+    assert skipped >= 10  # the q35 machines' SMM spaces
+    assert io_bars  # devices with I/O BARs were read, from the I/O space's view

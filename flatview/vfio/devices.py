@@ -79,6 +79,17 @@ class ObservedDevice:
         return next((b for b in self.bars if b.index == index), None)
 
 
+# I/O spaces: the system's, and each bridge's own (hw/pci/pci_bridge.c: AS
+# "pci_bridge_pci_io" rooted at "pci_bridge_io")
+IO_SPACES = frozenset({"I/O", "pci_bridge_pci_io"})
+IO_ROOTS = frozenset({"io", "pci_bridge_io"})
+
+
+def is_io_space(names: Iterable[str], root: str | None) -> bool:
+    """An address space of port I/O, by its names or its root region's."""
+    return not IO_SPACES.isdisjoint(names) or root in IO_ROOTS
+
+
 def system_view(views: Iterable[FlatView]) -> FlatView | None:
     """The FlatView of the ``memory`` address space (what CPUs see)."""
     views = list(views)
@@ -374,15 +385,10 @@ def _one(
             if b.host_size:
                 host[b.index] = b.host_size
     io_bars: set[int] = set()
-    # I/O spaces: the system's, and each bridge's own (hw/pci/pci_bridge.c: AS
-    # "pci_bridge_pci_io" rooted at "pci_bridge_io").  SeaBIOS 1.16.3 (with QEMU 10) leaves
-    # a root port's I/O window closed, so an I/O BAR behind it shows only there.
+    # SeaBIOS 1.16.3 (with QEMU 10) leaves a root port's I/O window closed, so an I/O BAR
+    # behind it shows only in the bridge's own I/O space.
     io_views = (
-        {
-            i
-            for i, v in enumerate(flattened.views)
-            if {"I/O", "pci_bridge_pci_io"} & set(v.names) or v.root in ("io", "pci_bridge_io")
-        }
+        {i for i, v in enumerate(flattened.views) if is_io_space(v.names, v.root)}
         if flattened is not None
         else set()
     )
