@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-# the module, not the package: its __init__ also imports SortedDict and SortedSet
+# (importing the module runs the package's __init__ all the same: SortedDict and
+# SortedSet are loaded too)
 from sortedcontainers.sortedlist import SortedKeyList
 
 from .model import (
