@@ -222,7 +222,7 @@ class _Node:
         self.start = start
         self.children: list[MemoryRegion] = []
 
-    def freeze(self, parent_start: int | None, notes: list[str]) -> MemoryRegion:
+    def freeze(self, parent_start: int | None, notes: list[tuple[int, str]]) -> MemoryRegion:
         subs = tuple(self.children)
         addr = self.start if parent_start is None else (self.start - parent_start) % U64
         rec = self.rec
@@ -237,7 +237,7 @@ class _Node:
             if empty is not None:
                 size = 0
                 if empty.guess:
-                    notes.append(f"line {self.line}: {rec.name!r} is empty: {empty.reason}")
+                    notes.append((self.line, f"{rec.name!r} is empty: {empty.reason}"))
         # positional, in MemoryRegion's field order (name, addr, start, size, priority,
         # type, nonvolatile, enabled, alias, owner, overflow, subregions, line): matching
         # thirteen keywords cost a fifth of building the region
@@ -281,7 +281,7 @@ class _TreeBuilder:
         self.sp = splitter
         self.blocks = blocks
         self.hidden = False
-        self.diagnostics: list[str] = []
+        self.notes: list[tuple[int, str]] = []  # (line, what): the guesses of the build
         self.memo: dict[tuple[str, ...], MemoryRegion | None] = {}
         # the regions of the trees named like a section (see _printed_again)
         self.mapped: dict[str, list[MemoryRegion]] | None = None
@@ -333,7 +333,8 @@ class _TreeBuilder:
             tuple(groups), tuple(sections), variant, self.sp.file, start, partial=partial
         )
         dump = _unify_sections(dump)
-        return _resolve_aliases(dump, self.sp, self.diagnostics)
+        notes = [f"line {line}: {what}" for line, what in self.notes]
+        return _resolve_aliases(dump, self.sp, notes)
 
     def _printed_again(self, block: _Block, groups: list[AddressSpaceTree]) -> MemoryRegion | None:
         """The region of an address-space tree that a ``memory-region:`` section prints
@@ -368,7 +369,7 @@ class _TreeBuilder:
                 return None
             # building would repeat the guesses noted on the tree's lines (line numbers
             # of the section): build then, the notes are what the user reads
-            if any(m.line <= _note_line(d) <= seg.linenos[j - 1] for d in self.diagnostics):
+            if any(m.line <= line <= seg.linenos[j - 1] for line, _ in self.notes):
                 return None
             return m
         return None
@@ -419,7 +420,7 @@ class _TreeBuilder:
         stack: list[_Node] = []
         rooted = False
         root: MemoryRegion | None = None
-        notes = self.diagnostics
+        notes = self.notes
 
         def close() -> None:
             nonlocal root
@@ -506,11 +507,6 @@ def _same_shape(a: MemoryRegion, b: MemoryRegion) -> bool:
         if x.addr != y.addr or not _same_shape(x, y):
             return False
     return True
-
-
-def _note_line(note: str) -> int:
-    """The line a note of the build names (``line N: ...``)."""
-    return int(note[5 : note.index(":")])
 
 
 def _unify_sections(dump: MtreeDump) -> MtreeDump:
