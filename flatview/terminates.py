@@ -490,10 +490,11 @@ def _late_added_first(subs: list[MemoryRegion]) -> list[MemoryRegion]:
         j = i
         while j < len(subs) and subs[j].priority == subs[i].priority:
             j += 1
-        group = subs[i:j]
-        late = [c for c in group if LATE_ADDED.match(c.name)]
-        out.extend(late)
-        # most groups hold none: the group as it is, with no second match per sibling
-        out.extend([c for c in group if c not in late] if late else group)
+        late: list[MemoryRegion] = []
+        rest: list[MemoryRegion] = []
+        for c in subs[i:j]:  # one match per sibling
+            (late if LATE_ADDED.match(c.name) else rest).append(c)
+        out += late
+        out += rest
         i = j
     return out
