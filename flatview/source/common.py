@@ -34,12 +34,12 @@ QUOTE_MARKS = re.compile(r"^>(?: ?>)*")
 # The start of every line QEMU prints in `info mtree [-f] [-d] [-o] [-D]` output.  A
 # region line is recognised loosely (a long run of letters and digits, then '-') so a
 # mangled address still reaches the grammar and gets a precise error.
+RANGE_START = r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio |(?:0x)?[0-9a-fA-F]{17,}-)"
 DUMP_LINE = (
     r"(?:address-space(?: \(flat view\))?: |memory-region: |FlatView #\d| AS \""
     r"| Root memory region: |  No rendered FlatView|  Dispatch$|    Physical sections$"
     r"|      #\d+ @|    Nodes \(|      \[\d+\]$|\t[ \d.]+ skip="
-    r"|(?:\[DETECTED OVERFLOW!\] )? +(?:\[DETECTED OVERFLOW!\] )?"
-    r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio |(?:0x)?[0-9a-fA-F]{17,}-))"
+    r"|(?:\[DETECTED OVERFLOW!\] )? +(?:\[DETECTED OVERFLOW!\] )?" + RANGE_START + ")"
 )
 IS_DUMP = re.compile(DUMP_LINE)
 # Control characters no dump line holds (tab, LF, FF and CR are handled as text).

@@ -12,6 +12,7 @@ from ..errors import SourceError, SourceLocation
 from .common import (
     HEADING,
     QUOTE_MARKS,
+    RANGE_START,
     Segment,
 )
 
@@ -29,7 +30,7 @@ OVF = "[DETECTED OVERFLOW!] "
 # A dispatch node entry (mtree_print_phys_entries: "\t%3d..%-4d  skip=%d  ptr=...")
 ENTRY = re.compile(r"\d+(?:\.\.\d+)? +skip=\d+ +ptr=")
 ENTRY_COL = 8
-RANGE = re.compile(r"(?:(?:0x)?[0-9a-f]{16}-|\S{8,24}-\S* \(prio |(?:0x)?[0-9a-fA-F]{17,}-)")
+RANGE = re.compile(RANGE_START)  # a region line's start, as IS_DUMP reads it
 # A line cut inside its first address (only inside a run: a lone hex number is prose).
 CUT_ADDR = re.compile(r"(?:0x)?[0-9a-f]{9,}-?$")
 ELISION = re.compile(
