@@ -81,16 +81,23 @@ def split_kinds(dumps: Iterable[Dump]) -> tuple[list[MtreeDump], list[FlatDump]]
 
 
 def flatten(
-    tree: MtreeDump, flats: Iterable[FlatDump] = (), qemu_version: Version | None = None
+    tree: MtreeDump,
+    flats: Iterable[FlatDump] = (),
+    qemu_version: Version | None = None,
+    *,
+    devices_only: bool = False,
 ) -> FlattenResult:
     """Recompute the FlatViews of a tree; QEMU's own flat views of the same machine, when
     given, teach which regions terminate (see flatview.terminates).  ``qemu_version``
     (major, minor) decides the version-dependent rules (terminates.VERSION_RULES); without
-    it they follow what the text shows (terminates.infer_version)."""
+    it they follow what the text shows (terminates.infer_version).  ``devices_only``: only
+    the views of the address spaces devices are read from (_device_spaces), the rules
+    still learnt from the whole tree."""
     from .flatten import flatten as _flatten
     from .terminates import Knowledge
 
-    return _flatten(tree, Knowledge.for_dump(tree, flats, qemu_version))
+    know = Knowledge.for_dump(tree, flats, qemu_version)
+    return _flatten(_device_spaces(tree) if devices_only else tree, know)
 
 
 def check(
@@ -183,14 +190,7 @@ def machine(
     tree = trees[0] if trees else None
     flat = flats[0] if flats else None
     if flattened is None and tree is not None:
-        if devices_only:
-            from .flatten import flatten as _flatten
-            from .terminates import Knowledge
-
-            know = Knowledge.for_dump(tree, flats[:1])  # learnt from the whole dump
-            flattened = _flatten(_device_spaces(tree), know)
-        else:
-            flattened = flatten(tree, flats[:1])
+        flattened = flatten(tree, flats[:1], devices_only=devices_only)
     views = flat.views if flat is not None else flattened.views if flattened else ()
     view = system_view(views) if views else None
     facts = gather(view=view, tree=tree, flattened=flattened, pci=list(pci))

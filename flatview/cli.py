@@ -600,7 +600,8 @@ def cmd_advise(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _pci_listings(args: argparse.Namespace) -> list:
-    """The devices of --lspci and --info-pci files (each parser imported when used)."""
+    """The devices of --lspci and --info-pci files (each parser imported when used;
+    ``map`` has no --info-pci)."""
     from . import api
 
     extra = []
@@ -608,7 +609,7 @@ def _pci_listings(args: argparse.Namespace) -> list:
         from .vfio.lspci import parse_lspci
 
         extra += [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
-    if args.info_pci:
+    if getattr(args, "info_pci", None):
         from .vfio.infopci import parse_info_pci
 
         extra += [d for f in args.info_pci for d in parse_info_pci(api.read_text(f), f)]
@@ -824,7 +825,6 @@ def _diff_picture(args: argparse.Namespace, title: str, fmt: str) -> str:
 def cmd_map(args: argparse.Namespace) -> tuple:
     from . import api
     from .pictures import map_picture
-    from .vfio.lspci import parse_lspci
 
     fmt = {"svg": "svg", "html": "html", "htm": "html"}.get(args.output.rpartition(".")[2].lower())
     if fmt is None:
@@ -845,7 +845,7 @@ def cmd_map(args: argparse.Namespace) -> tuple:
     else:
         text, name = api.bundled_sample()
     sizes = api.parse_page_sizes(args.page_size or ["4K" if count else "64K"])
-    extra = [d for f in args.lspci for d in parse_lspci(api.read_text(f), f)]
+    extra = _pci_listings(args)
     picture.stage(map_picture(text, name, sizes, args.device, extra, fmt))
     return "", EXIT_OK, [picture]
 
