@@ -11,9 +11,10 @@ build (flatview.vfio.stack) and rendering it with the flattener, and ranks the v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from itertools import pairwise, product
+from math import lcm
 
 from .flatten import flatten
 from .model import FlatView, MtreeDump
@@ -264,6 +265,9 @@ class DeviceAdvice:
     changed: tuple[str, ...] = ()  # what a richer input changed in the answer, and why
     no_mmap: bool = False  # the dump shows no BAR of the device direct-mapped at all
     action: str = ""  # what to do, the second half of the recommendation
+    # the device whose advice this one repeats, moved to this device (see advise): its
+    # report reads the same but for the address
+    same_as: str | None = field(default=None, compare=False)
 
     @property
     def bars(self) -> tuple[BarPages, ...]:
@@ -440,8 +444,136 @@ def advise(
     view: FlatView | None = None,
     kvm_labels: bool = False,
 ) -> list[DeviceAdvice]:
+    """Advice for every device and host page size, in BDF order.  Devices alike in all
+    but their address and where their BARs sit (_likeness: a machine's root ports) get
+    the first one's advice, moved to them (_repeated)."""
     ordered = sorted(facts_list, key=lambda f: f.device.address)  # BDF order
-    return [_advise_one(f, p, era, view, kvm_labels) for f in ordered for p in page_sizes]
+    out: list[DeviceAdvice] = []
+    first: dict[tuple, DeviceAdvice] = {}
+    for f in ordered:
+        for page in page_sizes:
+            observed = _observed(f, view, page, kvm_labels)
+            key = _likeness(f, observed, page)
+            hit = first.get(key) if key is not None else None
+            if hit is not None:
+                out.append(_repeated(hit, f, observed))
+                continue
+            advice = _advise_one(f, page, era, observed)
+            if key is not None:
+                first[key] = advice
+            out.append(advice)
+    return out
+
+
+def _observed(
+    facts: DeviceFacts, view: FlatView | None, page: int, kvm: bool
+) -> tuple[BarPages, ...]:
+    """The device's host pages as the dump's FlatView shows them (no dump: none)."""
+    if view is None or facts.observed is None:
+        return ()
+    sizes = {b.index: b.guest_size for b in facts.observed.bars}
+    return _host_bar_pages(facts.device, view, facts.guest_bases, sizes, page, kvm)
+
+
+def _likeness(facts: DeviceFacts, observed: tuple[BarPages, ...], page: int) -> tuple | None:
+    """What a device's advice reads besides its address and where its BARs sit, for
+    devices whose BARs sit apart by a multiple of every alignment place_bars uses (so
+    each option's BARs are placed alike, moved by whole pages); None when the address is
+    not a whole BDF (then the device is advised alone)."""
+    dev = facts.device
+    address = dev.address
+    if address.count(":") != 2:
+        return None
+    msix = dev.msix
+    sizes = [page] + [2 * b.size for b in dev.bars if b.size]  # a BAR at most doubles
+    if msix is not None:
+        sizes.append(2 * msix_relocation_size(msix.vectors, page))
+    step = lcm(*sizes)
+    bases = sorted(facts.guest_bases.items())
+    anchor = bases[0][1] if bases else 0
+    return (
+        tuple(
+            (b.index, b.size, b.is_io, b.is_64bit, b.prefetchable, b.address is None)
+            for b in dev.bars
+        ),
+        msix,
+        dev.vendor_id,
+        dev.device_id,
+        dev.capabilities,
+        dev.description,
+        anchor % step,
+        tuple((i, g - anchor) for i, g in bases),
+        None if facts.observed is None else tuple(facts.observed.bars),
+        facts.relocated_to,
+        facts.emulated,
+        tuple(sorted(facts.host_bases.items())),
+        facts.mmaps_disabled,
+        facts.open_width,
+        facts.slots_listed,
+        facts.assumptions,
+        # the dump's pages, relative to the first BAR and named without the address
+        _moved((address, observed), "\0", {b.index: b.guest_base - anchor for b in observed}),
+        page,
+    )
+
+
+def _repeated(
+    hit: DeviceAdvice, facts: DeviceFacts, observed: tuple[BarPages, ...]
+) -> DeviceAdvice:
+    """``hit``, the advice of a device alike (_likeness), for the device of ``facts``:
+    the simulated pages moved to its BARs, placed as _simulated_pages places them, and
+    every text naming the device (QEMU's errors, the lspci command) readdressed."""
+    was, now = hit.facts.device.address, facts.device.address
+
+    def text(s: str) -> str:
+        return s.replace(was, now)
+
+    reports = []
+    for r in hit.relocations:
+        reloc = r.relocation
+        if reloc.error is not None:
+            reloc = Relocation(reloc.option, reloc.valid, text(reloc.error), reloc.bars, reloc.msix)
+        bars = r.bars
+        if bars:
+            bars = _moved(
+                (was, bars), now, place_bars(r.relocation, facts.guest_bases, hit.page_size)
+            )
+        reports.append(
+            RelocationReport(
+                r.option,
+                r.valid,
+                None if r.error is None else text(r.error),
+                r.added_mmio,
+                r.pages_lost,
+                r.pages_recovered,
+                reloc,
+                r.hazards,
+                bars,
+                r.conditions,
+            )
+        )
+    rec = hit.recommended
+    if rec is not None and rec.alternative is not None:
+        rec = replace(rec, alternative=text(rec.alternative))
+    return DeviceAdvice(
+        facts,
+        hit.page_size,
+        hit.era,
+        observed,
+        next(r.bars for r in reports if r.option == "off"),
+        tuple(reports),
+        hit.ranking,
+        hit.strategies,
+        hit.reported,
+        tuple(map(text, hit.explanations)),
+        text(hit.recommendation),
+        rec,
+        text(hit.headline),
+        hit.changed,
+        hit.no_mmap,
+        text(hit.action),
+        was,
+    )
 
 
 def _worlds(facts: DeviceFacts) -> list[tuple[PciDevice, dict[int, bool]]]:
@@ -484,13 +616,9 @@ def _verdict(
 
 
 def _advise_one(
-    facts: DeviceFacts, page: int, era: str, view: FlatView | None, kvm: bool
+    facts: DeviceFacts, page: int, era: str, observed: tuple[BarPages, ...]
 ) -> DeviceAdvice:
     dev = facts.device
-    observed: tuple[BarPages, ...] = ()
-    if view is not None and facts.observed is not None:
-        sizes = {b.index: b.guest_size for b in facts.observed.bars}
-        observed = _host_bar_pages(dev, view, facts.guest_bases, sizes, page, kvm)
     worlds = _worlds(facts)
     reports = []
     baseline: tuple[BarPages, ...] = ()

@@ -1,9 +1,11 @@
 """The advisor simulates each relocation once per device shape (advisor._simulated_pages,
 and advisor.relocate):
 a device alike another in all but its address and the whole host pages its BARs sit at
-gets the other's simulated pages, moved.  Here every shared answer is checked against the
-simulation run afresh for that device, on devices hypothesis makes up and on the real
-q35 machine with 70 devices (130 MSI-X functions)."""
+gets the other's simulated pages, moved.  A device alike another in all it is advised on
+gets the other's whole advice, moved (advisor._likeness, advisor._repeated), and its
+report repeats the other's lines (render.advice).  Here every shared answer is checked
+against the one worked out afresh for that device alone, on devices hypothesis makes up,
+on the real q35 machine with 70 devices (130 MSI-X functions) and on every sample."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 
 from flatview import advisor, api
 from flatview.errors import SourceError
+from flatview.render.advice import advice_data, advice_text
 from flatview.vfio.devices import DeviceFacts
 from flatview.vfio.infopci import parse_info_pci
 from flatview.vfio.pci import MsixCapability, PciBar, PciDevice
@@ -189,3 +192,102 @@ def test_advise_flattens_only_the_address_spaces_devices_are_read_from():
         )
     assert skipped >= 10  # the q35 machines' SMM spaces
     assert io_bars  # devices with I/O BARs were read, from the I/O space's view
+
+
+def _alone(facts: list[DeviceFacts], pages, view=None, era: str = "E2", kvm: bool = False):
+    """Each device advised by itself: nothing repeated from another device."""
+    out = []
+    for f in facts:
+        advisor._SIMULATED.clear()
+        advisor._RELOCATED.clear()
+        out += advisor.advise([f], pages, view=view, era=era, kvm_labels=kvm)
+    assert not any(a.same_as for a in out)
+    return out
+
+
+@given(
+    dev=devices(),
+    data=st.data(),
+    page=st.sampled_from(PAGES),
+    era=st.sampled_from(("E0", "E2")),
+    whole=st.integers(0, 3),
+)
+def test_a_repeated_advice_is_the_devices_own(dev, data, page, era, whole):
+    """Two devices of one layout, the second's BARs moved by a multiple of the largest
+    alignment placing them uses (the first BAR's shift) or anywhere: when the second
+    repeats the first's advice, it is the advice it gets alone, and so is its report."""
+    first = DeviceFacts(dev, _bases(data.draw, dev))
+    step = max(page, 2 * max(b.size for b in dev.bars), 1 << 16)  # >= 2x any new BAR
+    bases = (
+        {i: g + step * whole for i, g in first.guest_bases.items()}
+        if data.draw(st.booleans())
+        else _bases(data.draw, dev)
+    )
+    second = DeviceFacts(replace(dev, address="0000:02:00.0"), bases)
+    both = advisor.advise([first, second], [page], era=era)
+    assert both == _alone([first, second], [page], era=era)
+    assert advice_text(both) == advice_text(_alone([first, second], [page], era=era))
+    if whole == 0 and bases == first.guest_bases:
+        assert both[1].same_as == first.device.address  # the very layout: repeated
+
+
+def _sample_inputs():
+    """Every sample's tree (with its info pci, and without) and every seed's dump."""
+    trees = sorted(SAMPLES.glob("*/*/info-mtree*.txt")) + sorted(SEEDS.glob("*.txt"))
+    for tree in trees:
+        pci = tree.parent / "info-pci.txt"
+        for extra in ([], [pci]) if pci.exists() else ([],):
+            yield tree, extra
+
+
+def test_every_sample_advised_together_is_advised_alone():
+    """On every sample and seed, at 4K and 64K pages: the advice for all devices at once
+    (where alike devices repeat one another's) is each device's own, in data, in JSON and
+    in the text report, line for line; and some samples do repeat."""
+    repeated = inputs = 0
+    for tree, extra in _sample_inputs():
+        listed = [d for p in extra for d in parse_info_pci(p.read_text(), p.name)]
+        try:
+            dumps, pci = api.inputs(tree.read_text(), str(tree), listed)
+        except SourceError:
+            continue
+        m = api.machine(dumps, pci, devices_only=True)
+        if not m.facts:
+            continue
+        inputs += 1
+        facts = sorted(m.facts, key=lambda f: f.device.address)
+        pages = [4 * K, 64 * K]
+        together = advisor.advise(facts, pages, view=m.view, kvm_labels=m.kvm)
+        alone = _alone(facts, pages, view=m.view, kvm=m.kvm)
+        assert together == alone, tree
+        assert advice_data(together) == advice_data(alone), tree
+        assert advice_text(together) == advice_text(alone), tree
+        assert advice_text(together, wide=True) == advice_text(alone, wide=True), tree
+        repeated += sum(1 for a in together if a.same_as)
+    assert inputs > 20
+    assert repeated  # the 70-device q35's: counted in the next test
+
+
+def test_the_70_device_machine_repeats_one_advice_per_layout():
+    """Its 130 functions are a few layouts: the advice is worked out once per layout and
+    per class of BAR placement (guest addresses modulo the largest alignment placing
+    the BARs may use: the page, a BAR doubled, a new MSI-X BAR), and repeated for the
+    rest."""
+    root = SAMPLES / "qemu" / "x86_64-q35-70dev"
+    extra = parse_info_pci((root / "info-pci.txt").read_text(), "info-pci.txt")
+    m = api.machine(*api.inputs((root / "info-mtree.txt").read_text(), "tree", extra))
+    for page in (4 * K, 64 * K):
+        advice = advisor.advise(list(m.facts), [page], view=m.view)
+        layouts = set()
+        for f in m.facts:
+            d = f.device
+            # vfio_pci_relocate_msix's msix_sz: pow2ceil(REAL_HOST_PAGE_ALIGN(table + PBA))
+            aligned = -(-(d.msix.table_size + d.msix.pba_size) // page) * page
+            reloc = 1 << (aligned - 1).bit_length()
+            step = max(page, 2 * max(b.size for b in d.bars if b.size), 2 * reloc)
+            anchor = min(f.guest_bases.values())
+            bars = tuple((b.index, b.size, b.is_io, b.is_64bit) for b in d.bars)
+            where = tuple((i, g - anchor) for i, g in sorted(f.guest_bases.items()))
+            layouts.add((d.vendor_id, d.device_id, bars, d.msix, anchor % step, where))
+        fresh = [a for a in advice if a.same_as is None]
+        assert len(fresh) <= len(layouts) < len(advice), page

@@ -138,67 +138,30 @@ def _title(a: DeviceAdvice) -> str:
 def advice_text(advice: Sequence[DeviceAdvice], wide: bool = False) -> str:
     o = _Out(wide)
     used: dict[str, None] = {}
+    # (address, page size) -> the lines of its findings, options and action: a device
+    # whose advice repeats another's (DeviceAdvice.same_as) reads the same but for the
+    # address, which is as long, so the lines wrap alike
+    done: dict[tuple[str, int], tuple[Sequence[str], ...]] = {}
     for a in advice:
         dev = a.facts.device
-        o.text(f"== {_title(a)}", indent="", more="   ")
-        o.text(
-            f"host pages {size_text(a.page_size)}, {era_words(a.era)}; "
-            f"from: {', '.join(a.facts.sources) or 'input'}"
-        )
-        msix = dev.msix
-        if msix is not None:
-            o.text(
-                f"MSI-X: {msix.vectors} vectors, table BAR{msix.table_bar}+"
-                f"{msix.table_offset:#x} ({msix.table_size} bytes), PBA BAR{msix.pba_bar}+"
-                f"{msix.pba_offset:#x} ({msix.pba_size} bytes)"
-            )
-        for f in a.facts.provenance:
-            if f.source.startswith("inferred"):
-                o.text(f"inferred: {f.what} = {f.value}: {f.source.removeprefix('inferred: ')}")
-        for assumption in a.recommended.assumptions if a.recommended else ():
-            o.text(f"assumed: {assumption}")
-        o.text(a.headline)
-        limit = 64 if wide else 3
-        rows = [_bar_row(b, "dump", limit) for b in a.observed]
-        rows += [_bar_row(b, "simulated", limit) for b in a.simulated]
-        o.table(
-            rows,
-            ["BAR", "from", "type", "size", "lost", "lost pages (offset in BAR, why)"],
-            [None, None, None, None, None, 50],
-        )
-        for b in a.bars:
-            for r in b.lost[:4]:
-                parts = "; ".join(
-                    f"{x.name} +{x.start:#x}-{x.end - 1:#x} ({x.what})" for x in r.parts
-                )
-                what = "page" if r.count == 1 else "pages"
-                verb = "holds" if r.count == 1 else "hold"
-                o.text(f"BAR{b.index} {what} {run_text(r)} {verb}: {parts or 'nothing'}")
-            for n in b.notes:
-                o.text(f"note: {n}")
-        for e in a.explanations:
-            o.text(f"explain: {e}")
-        for n in a.facts.notes:
-            o.text(f"note: {n}")
-        o.table(
-            [_reloc_row(r) for r in a.relocations],
-            ["option", "QEMU", "+MMIO", "lost", "back", "guest layout [hazards]"],
-            [None, None, None, None, None, 48],
-        )
-        for r in a.relocations:
-            if not r.valid:
-                o.text(f"{r.option}: QEMU refuses: {r.error}")
-            elif r.conditions:
-                o.text(f"{r.option}: QEMU accepts it only if {' and '.join(r.conditions)}")
-            for code in _codes(r):
-                used[code] = None
-        strat = "; ".join(f"{name}: {opt or 'none'}" for name, opt, _ in a.strategies)
-        o.text(f"strategies: {strat}")
-        for p in a.reported:
-            o.text(f"reported working (not verified): {p.option}, {p.problem} ({p.source})")
-        for c in a.changed:
-            o.text(f"changed: {c}")
-        o.text(f"=> {dev.address} at {size_text(a.page_size)} pages: {a.action}", "", "   ")
+        _head(o, a)
+        was = a.same_as
+        seen = done.get((was, a.page_size)) if was and len(was) == len(dev.address) else None
+        fresh: list[Sequence[str]] = []
+        k = 0  # the shared sections so far
+        for section, shared in _SECTIONS:
+            if not shared:
+                section(o, a, used)
+                continue
+            if seen is not None:
+                o.lines += [line.replace(was, dev.address) for line in seen[k]]
+            else:
+                n = len(o.lines)
+                section(o, a, used)
+                fresh.append(o.lines[n:])
+            k += 1
+        if seen is None:
+            done[(dev.address, a.page_size)] = tuple(fresh)
         o.lines.append("")
     if used:
         o.text("hazards:", indent="")
@@ -206,6 +169,96 @@ def advice_text(advice: Sequence[DeviceAdvice], wide: bool = False) -> str:
             meaning, where = HAZARDS[code]
             o.text(f"{code}: {meaning} (see: {where})", indent="  ", more="    ")
     return "\n".join(o.lines) + ("\n" if o.lines else "")
+
+
+def _head(o: _Out, a: DeviceAdvice) -> None:
+    """The device and the facts read about it."""
+    o.text(f"== {_title(a)}", indent="", more="   ")
+    o.text(
+        f"host pages {size_text(a.page_size)}, {era_words(a.era)}; "
+        f"from: {', '.join(a.facts.sources) or 'input'}"
+    )
+    msix = a.facts.device.msix
+    if msix is not None:
+        o.text(
+            f"MSI-X: {msix.vectors} vectors, table BAR{msix.table_bar}+"
+            f"{msix.table_offset:#x} ({msix.table_size} bytes), PBA BAR{msix.pba_bar}+"
+            f"{msix.pba_offset:#x} ({msix.pba_size} bytes)"
+        )
+    for f in a.facts.provenance:
+        if f.source.startswith("inferred"):
+            o.text(f"inferred: {f.what} = {f.value}: {f.source.removeprefix('inferred: ')}")
+
+
+def _findings(o: _Out, a: DeviceAdvice, used: dict[str, None]) -> None:
+    """What the device loses: the assumptions, the headline, its BARs' pages and why."""
+    for assumption in a.recommended.assumptions if a.recommended else ():
+        o.text(f"assumed: {assumption}")
+    o.text(a.headline)
+    limit = 64 if o.wide else 3
+    rows = [_bar_row(b, "dump", limit) for b in a.observed]
+    rows += [_bar_row(b, "simulated", limit) for b in a.simulated]
+    o.table(
+        rows,
+        ["BAR", "from", "type", "size", "lost", "lost pages (offset in BAR, why)"],
+        [None, None, None, None, None, 50],
+    )
+    for b in a.bars:
+        for r in b.lost[:4]:
+            parts = "; ".join(f"{x.name} +{x.start:#x}-{x.end - 1:#x} ({x.what})" for x in r.parts)
+            what = "page" if r.count == 1 else "pages"
+            verb = "holds" if r.count == 1 else "hold"
+            o.text(f"BAR{b.index} {what} {run_text(r)} {verb}: {parts or 'nothing'}")
+        for n in b.notes:
+            o.text(f"note: {n}")
+    for e in a.explanations:
+        o.text(f"explain: {e}")
+
+
+def _facts_notes(o: _Out, a: DeviceAdvice, used: dict[str, None]) -> None:
+    for n in a.facts.notes:
+        o.text(f"note: {n}")
+
+
+def _options(o: _Out, a: DeviceAdvice, used: dict[str, None]) -> None:
+    """Each x-msix-relocation option: what QEMU does with it and what it costs."""
+    o.table(
+        [_reloc_row(r) for r in a.relocations],
+        ["option", "QEMU", "+MMIO", "lost", "back", "guest layout [hazards]"],
+        [None, None, None, None, None, 48],
+    )
+    for r in a.relocations:
+        if not r.valid:
+            o.text(f"{r.option}: QEMU refuses: {r.error}")
+        elif r.conditions:
+            o.text(f"{r.option}: QEMU accepts it only if {' and '.join(r.conditions)}")
+        for code in _codes(r):
+            used[code] = None
+    strat = "; ".join(f"{name}: {opt or 'none'}" for name, opt, _ in a.strategies)
+    o.text(f"strategies: {strat}")
+    for p in a.reported:
+        o.text(f"reported working (not verified): {p.option}, {p.problem} ({p.source})")
+
+
+def _changed(o: _Out, a: DeviceAdvice, used: dict[str, None]) -> None:
+    for c in a.changed:
+        o.text(f"changed: {c}")
+
+
+def _action(o: _Out, a: DeviceAdvice, used: dict[str, None]) -> None:
+    address = a.facts.device.address
+    o.text(f"=> {address} at {size_text(a.page_size)} pages: {a.action}", "", "   ")
+
+
+# A device's report after its head, in order: each section, and whether it is the
+# advisor's (a repeated advice's reads the same but for the address) or the device's own.
+_SECTIONS = (
+    (_findings, True),
+    (_facts_notes, False),
+    (_options, True),
+    (_changed, False),
+    (_action, True),
+)
 
 
 def _bar_data(b: BarPages, sources: dict[str, str]) -> dict[str, Any]:
