@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from itertools import pairwise, product
 from math import lcm
+from typing import NamedTuple
 
 from .flatten import flatten
 from .model import FlatView, MtreeDump
@@ -77,15 +78,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Hazard:
+class Hazard(NamedTuple):
     code: str
     text: str
     source: str
 
 
-@dataclass(frozen=True, slots=True)
-class ReportedPair:
+class ReportedPair(NamedTuple):
     """A device/BAR combination someone reported working (reported, not verified)."""
 
     device: str
@@ -215,8 +214,7 @@ def size_text(n: int) -> str:
     return human(n)
 
 
-@dataclass(frozen=True, slots=True)
-class Recommended:
+class Recommended(NamedTuple):
     """The one option the report recommends, and what it rests on."""
 
     option: str | None  # "off", "bar5", ... or None (no option helps)
@@ -227,8 +225,7 @@ class Recommended:
     alternative: str | None = None  # a cheaper option that needs a check first
 
 
-@dataclass(frozen=True, slots=True)
-class RelocationReport:
+class RelocationReport(NamedTuple):
     option: str
     valid: bool
     error: str | None
@@ -378,22 +375,35 @@ def _shape(
 def _moved(hit: tuple[str, tuple[BarPages, ...]], address: str, bases: dict[int, int]):
     """A shared simulation's pages for the device at ``address`` with ``bases``."""
     was, bars = hit
+    if was == address:
+        return tuple(
+            b if b.is_io or b.guest_base == bases[b.index] else b.moved(bases[b.index], b.runs)
+            for b in bars
+        )
     old, new = f"{was} ", f"{address} "
-
-    def part(p: PagePart) -> PagePart:
-        if not p.name.startswith(old):
-            return p
-        return PagePart(p.start, p.end, new + p.name[len(old) :], p.type, p.what)
-
-    def run(r: PageRun) -> PageRun:
-        return PageRun(r.start, r.count, r.page_size, r.state, tuple(map(part, r.parts)))
-
-    return tuple(
-        b
-        if b.is_io or (was == address and b.guest_base == bases[b.index])
-        else b.moved(bases[b.index], b.runs if was == address else tuple(map(run, b.runs)))
-        for b in bars
-    )
+    cut = len(old)
+    out = []
+    for b in bars:
+        if b.is_io:
+            out.append(b)
+            continue
+        runs = tuple(
+            PageRun(
+                r.start,
+                r.count,
+                r.page_size,
+                r.state,
+                tuple(
+                    PagePart(p.start, p.end, new + p.name[cut:], p.type, p.what)
+                    if p.name.startswith(old)
+                    else p
+                    for p in r.parts
+                ),
+            )
+            for r in b.runs
+        )
+        out.append(b.moved(bases[b.index], runs))
+    return tuple(out)
 
 
 def _host_bar_pages(
@@ -554,7 +564,7 @@ def _repeated(
         )
     rec = hit.recommended
     if rec is not None and rec.alternative is not None:
-        rec = replace(rec, alternative=text(rec.alternative))
+        rec = rec._replace(alternative=text(rec.alternative))
     return DeviceAdvice(
         facts,
         hit.page_size,
@@ -626,7 +636,7 @@ def _advise_one(
         world, verdict, conds = _verdict(facts, option, page, worlds)
         if option == "off" and facts.native_msix_unknown:
             # QEMU's checks of the native layout cannot be run on a layout not in the input
-            verdict = replace(verdict, valid=True, error=None)
+            verdict = verdict._replace(valid=True, error=None)
             conds = ("its native MSI-X place (not in the input) passes QEMU's checks",)
         if world is None and option != "off":
             reports.append(RelocationReport(option, False, verdict.error, 0, 0, 0, verdict))
@@ -634,7 +644,7 @@ def _advise_one(
         reloc, bars = _simulated_pages(facts, option, page, era, world or dev)
         if option == "off":
             baseline = bars
-            reloc = replace(reloc, valid=verdict.valid, error=verdict.error)
+            reloc = reloc._replace(valid=verdict.valid, error=verdict.error)
         reports.append(
             RelocationReport(
                 option,

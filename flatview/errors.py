@@ -6,7 +6,7 @@ location travels with every error so a user can find the offending line of a dum
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "CaptureError",
@@ -19,8 +19,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class SourceLocation:
+class SourceLocation(NamedTuple):
     """Where a piece of input came from: a file name (``-`` for stdin) and a 1-based line."""
 
     file: str

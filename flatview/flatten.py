@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import NamedTuple
 
 # (importing the module runs the package's __init__ all the same: SortedDict and
 # SortedSet are loaded too)
@@ -32,8 +33,7 @@ from .terminates import UNMERGEABLE, Knowledge, Rule
 __all__ = ["Ambiguity", "FlattenResult", "Guess", "flatten", "flatview_root"]
 
 
-@dataclass(frozen=True, slots=True)
-class Guess:
+class Guess(NamedTuple):
     """A fact the dump does not print that the flattener had to assume."""
 
     region: MemoryRegion
@@ -44,8 +44,7 @@ class Guess:
         return f"line {self.region.line}: {self.region.name!r} {self.what}: {self.rule}"
 
 
-@dataclass(frozen=True, slots=True)
-class Ambiguity:
+class Ambiguity(NamedTuple):
     """A range whose content the dump cannot decide; each outcome is spelled out."""
 
     kind: str

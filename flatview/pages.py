@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from itertools import pairwise
+from typing import NamedTuple
 
 from .model import FlatRange
 
@@ -37,8 +37,7 @@ _QUIRK = re.compile(r"quirk")
 Span = tuple[int, int]  # [start, end) in bytes
 
 
-@dataclass(frozen=True, slots=True)
-class PagePart:
+class PagePart(NamedTuple):
     """What occupies part of a run of pages (offsets relative to the BAR's guest base)."""
 
     start: int
@@ -48,8 +47,7 @@ class PagePart:
     what: str  # "msix-table", "msix-pba", "quirk", "trapped", "relocation space", "direct"
 
 
-@dataclass(frozen=True, slots=True)
-class PageRun:
+class PageRun(NamedTuple):
     """``count`` consecutive host pages of one BAR in one ``state``.
 
     ``start`` is the first page's offset in the BAR's page grid: page 0 is the host page
@@ -77,8 +75,7 @@ class PageRun:
         return self.state != "direct"
 
 
-@dataclass(frozen=True, slots=True)
-class BarPages:
+class BarPages(NamedTuple):
     """The direct-mapping picture of one BAR at one host page size.
 
     ``runs`` cover every host page of the BAR in order, direct and lost ones

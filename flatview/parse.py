@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from .errors import SourceError, SourceLocation
 from .model import Owner
@@ -32,8 +33,7 @@ __all__ = [
 U64 = 1 << 64
 
 
-@dataclass(frozen=True, slots=True)
-class Heading:
+class Heading(NamedTuple):
     """A heading: ``address-space:``, ``memory-region:``, ``address-space (flat view):``,
     ``FlatView #n``."""
 
@@ -41,8 +41,7 @@ class Heading:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class FlatViewASLine:
+class FlatViewASLine(NamedTuple):
     """`` AS "name", root: X[, alias Y]`` inside a ``FlatView #n`` block."""
 
     name: str
@@ -71,8 +70,7 @@ class DispatchLine:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class RangeLine:
+class RangeLine(NamedTuple):
     """A region line of a tree, or a range line of a flat view (they share one syntax)."""
 
     indent: int  # number of spaces before the address

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .model import RAM_TYPES, FlatDump, MemoryRegion, MtreeDump
 
@@ -209,8 +210,7 @@ def _v(v: Version) -> str:
     return f"{v[0]}.{v[1]}"
 
 
-@dataclass(frozen=True, slots=True)
-class VersionRule:
+class VersionRule(NamedTuple):
     """A rendering rule that holds for some QEMU versions only, and is not printed."""
 
     name: str
@@ -232,8 +232,7 @@ VERSION_RULES: tuple[VersionRule, ...] = (UNMERGEABLE,)
 MEMSLOT = re.compile(r"^memslot-\d+$")
 
 
-@dataclass(frozen=True, slots=True)
-class VersionEvidence:
+class VersionEvidence(NamedTuple):
     """What the text shows about the QEMU version: bounds and the lines that set them."""
 
     lowest: Version | None = None  # at least this version
@@ -246,6 +245,9 @@ class VersionEvidence:
         lo = f">= {_v(self.lowest)}" if self.lowest else ""
         hi = f"< {_v(self.below)}" if self.below else ""
         return f"QEMU version {' and '.join(x for x in (lo, hi) if x)}: " + "; ".join(self.reasons)
+
+
+NO_EVIDENCE = VersionEvidence()
 
 
 def infer_version(dump: MtreeDump) -> VersionEvidence:
@@ -284,8 +286,7 @@ def infer_version(dump: MtreeDump) -> VersionEvidence:
     return VersionEvidence(lowest, below, tuple(reasons))
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(NamedTuple):
     """A decision, why it was taken, and whether the text alone could not settle it."""
 
     value: bool
@@ -309,7 +310,7 @@ class Knowledge:
 
     flat_names: frozenset[str] = frozenset()  # names in QEMU's own flat view (rule 2)
     qemu_version: Version | None = None  # --qemu-version: the user says which QEMU
-    evidence: VersionEvidence = VersionEvidence()  # what the text shows (infer_version)
+    evidence: VersionEvidence = NO_EVIDENCE  # what the text shows (infer_version)
     _order: dict[int, tuple[MemoryRegion, ...]] = field(default_factory=dict)
     _term: dict[int, Rule] = field(default_factory=dict)
     _overlaps: dict[int, tuple[Overlap, ...]] = field(default_factory=dict)

@@ -163,6 +163,8 @@ def to_data(obj: Any) -> Any:
         }
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a NamedTuple record: by name too
+        return {name: to_data(v) for name, v in zip(obj._fields, obj, strict=True)}
     if isinstance(obj, (list, tuple)):
         return [to_data(x) for x in obj]
     if isinstance(obj, dict):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 DROPPED = ("elision", "prose", "prompt", "fence", "diff-header")
 REWRITTEN = (
@@ -52,8 +52,7 @@ HEADING = re.compile(r"(?:address-space(?: \(flat view\))?: |memory-region: |Fla
 QP_HINT = re.compile(r"=(?:20|3D|A0|C2|09|0D)(?![0-9A-Za-z])|=$", re.MULTILINE)
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):
     """A run of cleaned dump lines (blank lines included) with their original numbers.
 
     ``part`` is ``"before"``/``"after"`` for the sides of a diff paste; ``elided`` says
@@ -70,12 +69,11 @@ class Segment:
         return self.linenos[0]
 
 
-@dataclass(frozen=True, slots=True)
-class Cleaned:
+class Cleaned(NamedTuple):
     """The runs of a text and what clean-up did to get them: lines per kind of change."""
 
     segments: tuple[Segment, ...]
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int]
 
     @property
     def skipped(self) -> int:

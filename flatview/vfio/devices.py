@@ -12,6 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from ..flatten import FlattenResult
 from ..model import FlatRange, FlatView, MemoryRegion, MtreeDump, walk
@@ -32,8 +33,7 @@ FOUR_G = 1 << 32
 PCI_ROM_SLOT = 6  # BAR registers 0..5
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
+class Fact(NamedTuple):
     """One thing the advisor knows about a device, and where it came from: ``dump``,
     ``lspci``, ``info pci``, ``inferred: <from what>`` or ``assumed: <why>``."""
 
@@ -56,8 +56,7 @@ class Fact:
         return f"{self.what}: {self.value} ({self.source})"
 
 
-@dataclass(frozen=True, slots=True)
-class ObservedBar:
+class ObservedBar(NamedTuple):
     index: int
     guest_base: int
     guest_size: int
@@ -65,8 +64,7 @@ class ObservedBar:
     ranges: tuple[FlatRange, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ObservedDevice:
+class ObservedDevice(NamedTuple):
     """What one FlatView shows of one assigned device."""
 
     bdf: str
@@ -157,8 +155,7 @@ def observe_flat(view: FlatView) -> list[ObservedDevice]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class TreeBar:
+class TreeBar(NamedTuple):
     index: int
     base: MemoryRegion  # <bdf> base BAR N
     host_size: int | None
@@ -420,7 +417,7 @@ def _one(
             _pba_source(pba_k) if relocated is None else None,
         )
         if relocated is None:
-            facts[-3] = replace(facts[-3], source="inferred: msix-table size / 16 bytes")
+            facts[-3] = facts[-3]._replace(source="inferred: msix-table size / 16 bytes")
     elif native is not None:
         facts += _msix_facts(native, native.source or "lspci")
     ids = next(((d.vendor_id, d.device_id) for d in matches if d.vendor_id), (None, None))

@@ -12,7 +12,8 @@ flattener as a dump read from QEMU.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from typing import NamedTuple
 
 from ..errors import UsageError
 from ..model import U64, AddressSpaceTree, MemoryRegion, MtreeDump, Variant
@@ -79,8 +80,7 @@ def msix_relocation_size(vectors: int, page: int) -> int:
     return _pow2ceil(_align_up(table_size(vectors) + pba_size(vectors), page))
 
 
-@dataclass(frozen=True, slots=True)
-class GuestBar:
+class GuestBar(NamedTuple):
     """A BAR as the guest sees it: ``size`` may exceed the host BAR (``host_size``)."""
 
     index: int
@@ -96,8 +96,7 @@ class GuestBar:
         return self.size - self.host_size
 
 
-@dataclass(frozen=True, slots=True)
-class Relocation:
+class Relocation(NamedTuple):
     """The outcome of ``x-msix-relocation=<option>`` for one device and host page size."""
 
     option: str
@@ -187,7 +186,7 @@ def relocate(dev: PciDevice, option: str, page: int) -> Relocation:
         new = GuestBar(t, unit, 0, False, mem64, True, created=True)
         table_offset = 0
     else:  # extend: double, MSI-X in the upper half, on its own host page
-        new = replace(cur, size=max(cur.size * 2, unit * 2))
+        new = cur._replace(size=max(cur.size * 2, unit * 2))
         table_offset = new.size // 2
     out = tuple(sorted([*(b for b in bars if b.index != t), new], key=lambda b: b.index))
     placed = replace(
@@ -278,12 +277,11 @@ def mmap_areas(
 # --------------------------------------------------------------------------- the stack
 
 
-@dataclass(frozen=True, slots=True)
-class StackOptions:
+class StackOptions(NamedTuple):
     page: int = 4096
     era: KernelEra = "E2"
     no_mmap: bool = False
-    host_bases: dict[int, int] = field(default_factory=dict)  # host BAR addresses, if known
+    host_bases: dict[int, int] | None = None  # host BAR addresses, if known
 
 
 def _mr(
@@ -355,7 +353,12 @@ def build_stack(
             )
         if gb.host_size:
             areas = mmap_areas(
-                gb, orig_msix, opts.page, opts.era, opts.no_mmap, opts.host_bases.get(gb.index)
+                gb,
+                orig_msix,
+                opts.page,
+                opts.era,
+                opts.no_mmap,
+                (opts.host_bases or {}).get(gb.index),
             )
             mmaps = []
             for k, (off, size) in enumerate(areas):
