@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import NamedTuple
 
 from . import files
 from .build import Reading, read_dumps, read_text_dumps
@@ -137,8 +138,7 @@ def parse_page_sizes(values: Iterable[str]) -> list[int]:
     return list(dict.fromkeys(out))
 
 
-@dataclass(frozen=True)
-class Machine:
+class Machine(NamedTuple):
     """What one input's dumps say about a machine: its first tree and first flat view
     (the tree recomputed when there is no flat view) and the devices in them."""
 
@@ -344,6 +344,8 @@ def advise_on(
     out = []
     partial = {}
     for kind, (d, p) in kinds.items():
+        if kind == "dump" and all(f.emulated for f in m.facts):
+            continue  # no VFIO device in the dump: alone, it has nothing to advise on
         sub = machine(d, p, m.flattened if kind == "dump" else None)  # the same tree
         for f in sub.facts:
             partial[(kind, f.device.address)] = f

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from itertools import compress, pairwise
 from operator import attrgetter
+from typing import NamedTuple
 
 from .errors import SourceError, SourceLocation, warn
 from .graph import alias_cycle
@@ -59,8 +60,7 @@ _HEADING_START = frozenset("amF")  # first letter of every heading QEMU prints
 FLAT_HEADINGS = ("flatview", "flat-address-space")
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(NamedTuple):
     """The dumps of a text and what clean-up dropped or rewrote to find them."""
 
     dumps: list[Dump]

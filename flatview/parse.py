@@ -11,7 +11,6 @@ module that knows its rule names, imported only when a line needs it).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -49,22 +48,19 @@ class FlatViewASLine(NamedTuple):
     root_alias: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class FlatViewRootLine:
+class FlatViewRootLine(NamedTuple):
     """`` Root memory region: X`` (``None`` for ``(none)``, the shared empty view)."""
 
     name: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class NoRenderedLine:
+class NoRenderedLine(NamedTuple):
     """``  No rendered FlatView`` (F3) or ``... for address space 'X'`` (F1)."""
 
     address_space: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class DispatchLine:
+class DispatchLine(NamedTuple):
     """A line of the ``-d`` dispatch dump, kept as text."""
 
     text: str
