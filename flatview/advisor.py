@@ -462,13 +462,12 @@ def advise(
     first: dict[tuple, DeviceAdvice] = {}
     for f in ordered:
         for page in page_sizes:
-            observed = _observed(f, view, page, kvm_labels)
-            key = _likeness(f, observed, page)
+            key = _likeness(f, page)
             hit = first.get(key) if key is not None else None
             if hit is not None:
-                out.append(_repeated(hit, f, observed))
+                out.append(_repeated(hit, f))
                 continue
-            advice = _advise_one(f, page, era, observed)
+            advice = _advise_one(f, page, era, _observed(f, view, page, kvm_labels))
             if key is not None:
                 first[key] = advice
             out.append(advice)
@@ -485,14 +484,14 @@ def _observed(
     return _host_bar_pages(facts.device, view, facts.guest_bases, sizes, page, kvm)
 
 
-def _likeness(facts: DeviceFacts, observed: tuple[BarPages, ...], page: int) -> tuple | None:
+def _likeness(facts: DeviceFacts, page: int) -> tuple | None:
     """What a device's advice reads besides its address and where its BARs sit, for
     devices whose BARs sit apart by a multiple of every alignment place_bars uses (so
-    each option's BARs are placed alike, moved by whole pages); None when the address is
-    not a whole BDF (then the device is advised alone)."""
+    each option's BARs are placed alike, moved by whole pages).  None for a device the
+    dump shows mapped (its own pages are read off the dump) and for an address that is
+    not a whole BDF: such a device is advised alone."""
     dev = facts.device
-    address = dev.address
-    if address.count(":") != 2:
+    if facts.observed is not None or dev.address.count(":") != 2:
         return None
     msix = dev.msix
     sizes = [page] + [2 * b.size for b in dev.bars if b.size]  # a BAR at most doubles
@@ -513,7 +512,6 @@ def _likeness(facts: DeviceFacts, observed: tuple[BarPages, ...], page: int) -> 
         dev.description,
         anchor % step,
         tuple((i, g - anchor) for i, g in bases),
-        None if facts.observed is None else tuple(facts.observed.bars),
         facts.relocated_to,
         facts.emulated,
         tuple(sorted(facts.host_bases.items())),
@@ -521,18 +519,15 @@ def _likeness(facts: DeviceFacts, observed: tuple[BarPages, ...], page: int) -> 
         facts.open_width,
         facts.slots_listed,
         facts.assumptions,
-        # the dump's pages, relative to the first BAR and named without the address
-        _moved((address, observed), "\0", {b.index: b.guest_base - anchor for b in observed}),
         page,
     )
 
 
-def _repeated(
-    hit: DeviceAdvice, facts: DeviceFacts, observed: tuple[BarPages, ...]
-) -> DeviceAdvice:
+def _repeated(hit: DeviceAdvice, facts: DeviceFacts) -> DeviceAdvice:
     """``hit``, the advice of a device alike (_likeness), for the device of ``facts``:
     the simulated pages moved to its BARs, placed as _simulated_pages places them, and
-    every text naming the device (QEMU's errors, the lspci command) readdressed."""
+    every text naming the device (QEMU's errors, the lspci command) readdressed.  Neither
+    is in the dump (_likeness): no pages of their own to read off it."""
     was, now = hit.facts.device.address, facts.device.address
 
     def text(s: str) -> str:
@@ -569,7 +564,7 @@ def _repeated(
         facts,
         hit.page_size,
         hit.era,
-        observed,
+        (),
         next(r.bars for r in reports if r.option == "off"),
         tuple(reports),
         hit.ranking,
