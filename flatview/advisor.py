@@ -493,6 +493,8 @@ def _likeness(facts: DeviceFacts, page: int) -> tuple | None:
     dev = facts.device
     if facts.observed is not None or dev.address.count(":") != 2:
         return None
+    # Every fact _advise_one reads is here: tests/test_advisor_shapes.py advises every
+    # sample's devices together and each alone, and compares.
     msix = dev.msix
     sizes = [page] + [2 * b.size for b in dev.bars if b.size]  # a BAR at most doubles
     if msix is not None:
@@ -537,47 +539,28 @@ def _repeated(hit: DeviceAdvice, facts: DeviceFacts) -> DeviceAdvice:
     for r in hit.relocations:
         reloc = r.relocation
         if reloc.error is not None:
-            reloc = Relocation(reloc.option, reloc.valid, text(reloc.error), reloc.bars, reloc.msix)
+            reloc = reloc._replace(error=text(reloc.error))
         bars = r.bars
         if bars:
             bars = _moved(
                 (was, bars), now, place_bars(r.relocation, facts.guest_bases, hit.page_size)
             )
-        reports.append(
-            RelocationReport(
-                r.option,
-                r.valid,
-                None if r.error is None else text(r.error),
-                r.added_mmio,
-                r.pages_lost,
-                r.pages_recovered,
-                reloc,
-                r.hazards,
-                bars,
-                r.conditions,
-            )
-        )
+        error = None if r.error is None else text(r.error)
+        reports.append(r._replace(error=error, relocation=reloc, bars=bars))
     rec = hit.recommended
     if rec is not None and rec.alternative is not None:
         rec = rec._replace(alternative=text(rec.alternative))
-    return DeviceAdvice(
-        facts,
-        hit.page_size,
-        hit.era,
-        (),
-        next(r.bars for r in reports if r.option == "off"),
-        tuple(reports),
-        hit.ranking,
-        hit.strategies,
-        hit.reported,
-        tuple(map(text, hit.explanations)),
-        text(hit.recommendation),
-        rec,
-        text(hit.headline),
-        hit.changed,
-        hit.no_mmap,
-        text(hit.action),
-        was,
+    return replace(
+        hit,
+        facts=facts,
+        simulated=next(r.bars for r in reports if r.option == "off"),
+        relocations=tuple(reports),
+        explanations=tuple(map(text, hit.explanations)),
+        recommendation=text(hit.recommendation),
+        recommended=rec,
+        headline=text(hit.headline),
+        action=text(hit.action),
+        same_as=was,
     )
 
 
