@@ -6,12 +6,13 @@
     python3 benchmarks/bench.py --runs 3   # fewer runs per whole-process figure
 
 Every whole-process figure is the median of ``--runs`` (5) fresh processes of this
-interpreter: wall time, and CPU time (user + system, ``os.wait4``), and the largest peak
-RSS (the child's own VmHWM).  The goals are checked on CPU time: on this shared 2-CPU
+interpreter (or of ``--python``'s, e.g. a clean venv's: see benchmarks/README.md): wall
+time, and CPU time (user + system, ``os.wait4``), and the largest peak RSS (the child's
+own VmHWM).  The goals are checked on CPU time: on this shared 2-CPU
 machine the wall time mostly measures the other tenants' load (both are printed).  The
 floors are measured in the same run, interleaved with the figures they bound:
 
-  python -c pass   the bare interpreter start (with this venv's site hooks);
+  python -c pass   the bare interpreter start (with its site-packages' start-up hooks);
   bare re scan     a process that reads the same file(s) and matches one compiled
                    region-line regex against every line: it recognises lines and
                    builds nothing, the cheapest any Python line parser could do.
@@ -150,8 +151,13 @@ def ms(fig: dict) -> str:
     return f"{fig['s'] * 1e3:.0f} ms (cpu {fig['cpu_s'] * 1e3:.0f})"
 
 
+# The interpreter every child runs (--python): flatview from the working tree, the
+# floors and the figures alike.
+PYTHON = [sys.executable]
+
+
 def py(code: str, *args: str) -> list[str]:
-    return [sys.executable, "-c", HWM + code, *args]
+    return [*PYTHON, "-c", HWM + code, *args]
 
 
 def flatview(*args: str) -> list[str]:
@@ -266,13 +272,28 @@ def main() -> int:
         help="also count the instructions of the real-dump figures and their floors "
         "(valgrind; about 2 minutes more): ratios that do not move with the load",
     )
+    ap.add_argument(
+        "--python",
+        metavar="PATH",
+        default=sys.executable,
+        help="the interpreter the children run (default: this one), e.g. a clean venv's "
+        "with only flatview's dependencies: an interpreter whose site-packages hold .pth "
+        "start-up hooks pays for them in every floor and figure alike",
+    )
     args = ap.parse_args()
     if args.instructions and shutil.which("valgrind") is None:
         ap.error("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    if shutil.which(args.python) is None:
+        ap.error(f"--python: {args.python!r} is not an interpreter that can be run")
+    PYTHON[:] = [args.python]
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     rows: list[tuple[str, str, str, str, bool]] = []  # figure, value, floor, goal, met
-    data: dict = {"python": platform.python_version(), "cpus": os.cpu_count()}
+    data: dict = {
+        "python": platform.python_version(),
+        "interpreter": args.python,
+        "cpus": os.cpu_count(),
+    }
 
     with tempfile.TemporaryDirectory(prefix="flatview-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -439,7 +460,8 @@ def main() -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(
-        f"flatview benchmark: Python {data['python']}, {data['cpus']} CPUs, "
+        f"flatview benchmark: {args.python} (this one: Python {data['python']}), "
+        f"{data['cpus']} CPUs, "
         f"{args.runs} runs per whole-process figure (median), load {load0:.1f} -> "
         f"{data['load'][1]:.1f}"
     )
