@@ -33,6 +33,9 @@ from flatview import api
 from flatview.capture.matrix import load_matrix
 from flatview.source import monitor_part
 
+# An event as QEMU writes one (qapi/run-state.json RESUME), here before a greeting
+EVENT = b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "RESUME"}\n'
+
 QEMU = shutil.which("qemu-system-x86_64")
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX = ROOT / "matrices" / "oracle.toml"
@@ -371,6 +374,61 @@ def test_permission_denied_for_an_unprivileged_user(tmp_path):
     # (the socket's folder is root's only too: stat() is refused before connect())
     assert stderr.startswith(f"flatview: {sock}: permission denied") and stderr.count("\n") == 1
     assert not out.exists()
+
+
+def _fake_qmp(path: str, before: tuple[bytes, bytes], connections: list[int]) -> None:
+    """A QMP server of two connections, the k-th writing ``before[k]`` ahead of its
+    greeting; each answers qmp_capabilities, then waits for the client to hang up."""
+    greeting = {"QMP": {"version": {"qemu": {"major": 10, "minor": 0, "micro": 2},
+                "package": ""}, "capabilities": []}}  # fmt: skip
+    with socket.socket(socket.AF_UNIX) as srv:
+        srv.bind(path)
+        srv.listen(2)
+        for k in range(2):
+            conn, _ = srv.accept()
+            connections.append(k)
+            with conn:
+                conn.sendall(before[k] + json.dumps(greeting).encode() + b"\n")
+                asked = conn.recv(4096)  # one command, unframed (qemu.qmp adds no newline)
+                if not asked:
+                    continue  # the client gave up on this connection
+                cmd = json.loads(asked)
+                reply = {"return": {}, **({"id": cmd["id"]} if "id" in cmd else {})}
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+                while conn.recv(4096):  # until the client hangs up
+                    pass
+
+
+@pytest.mark.parametrize("second", [b"", EVENT], ids=["greeting", "event again"])
+def test_an_event_before_the_greeting_is_tried_again_once(tmp_path, second):
+    """QEMU can write an event before a new client's greeting (monitor_qapi_event_emit):
+    the session is opened again on a new connection, once; a second failure is one
+    error line."""
+    import threading
+
+    from flatview.capture.qmp import open_session
+    from flatview.errors import CaptureError
+
+    path = str(tmp_path / "qmp.sock")
+    connections: list[int] = []
+    server = threading.Thread(
+        target=_fake_qmp, args=(path, (EVENT, second), connections), daemon=True
+    )
+    server.start()
+    while not os.path.exists(path):
+        time.sleep(0.01)
+
+    async def session() -> bool:
+        async with open_session(path, 5.0) as (client, _pid):
+            return client is not None
+
+    if second:
+        with pytest.raises(CaptureError, match=r"QMP handshake failed: .*Greeting"):
+            asyncio.run(session())
+    else:
+        assert asyncio.run(session())
+    server.join(5)
+    assert connections == [0, 1]
 
 
 # ------------------------------------------------------------------------- launch

@@ -73,27 +73,54 @@ def _peer_pid(sock: socket.socket) -> int | None:
 
 @contextlib.asynccontextmanager
 async def open_session(path: str, timeout: float) -> AsyncIterator[tuple[object, int | None]]:
-    """A negotiated QMP session (client, QEMU's pid); disconnects however it ends."""
+    """A negotiated QMP session (client, QEMU's pid); disconnects however it ends.
+
+    A handshake that fails is tried once more on a new connection: QEMU can write an
+    event to a client before its greeting (monitor_qapi_event_emit sends events to
+    every QMP monitor not in negotiation mode, which a new client's is only once
+    CHR_EVENT_OPENED has run: seen once while a launched QEMU started), and qemu.qmp
+    refuses a first message that is not the greeting."""
+    for attempt in (1, 2):
+        sock, client, pid = await _negotiated(path, timeout, last=attempt == 2)
+        if client is not None:
+            break
+    try:
+        yield client, pid
+    finally:
+        await _close(client, sock)
+
+
+async def _negotiated(path: str, timeout: float, last: bool):
+    """(socket, negotiated client, QEMU's pid); the client is None when the handshake
+    failed and this is not the ``last`` try (the socket is closed then)."""
     from qemu.qmp import ConnectError
 
     sock = _connect_socket(path)
     pid = _peer_pid(sock)
     client = _client()
     try:
-        try:
-            await asyncio.wait_for(client.connect(sock), timeout)
-        except asyncio.TimeoutError:
-            raise CaptureError(
-                f"{path}: no QMP greeting within {timeout:g}s (another client holds the "
-                "monitor, or this is not a QMP socket)"
-            ) from None
-        except ConnectError as exc:
+        await asyncio.wait_for(client.connect(sock), timeout)
+    except asyncio.TimeoutError:
+        await _close(client, sock)
+        raise CaptureError(
+            f"{path}: no QMP greeting within {timeout:g}s (another client holds the "
+            "monitor, or this is not a QMP socket)"
+        ) from None
+    except ConnectError as exc:
+        await _close(client, sock)
+        if last:
             raise CaptureError(f"{path}: QMP handshake failed: {exc}") from None
-        yield client, pid
-    finally:
-        with contextlib.suppress(Exception):
-            await client.disconnect()
-        sock.close()
+        return sock, None, pid
+    except BaseException:
+        await _close(client, sock)
+        raise
+    return sock, client, pid
+
+
+async def _close(client, sock: socket.socket) -> None:
+    with contextlib.suppress(Exception):
+        await client.disconnect()
+    sock.close()
 
 
 async def hmp(client, command: str, timeout: float) -> str:
