@@ -626,3 +626,26 @@ def test_a_section_two_tree_regions_could_be_is_built(monkeypatch):
     (section,) = dump.sections
     trees = [g.root.subregions[0] for g in dump.address_spaces]
     assert section.root.line == 13 and all(section.root is not t for t in trees)
+
+
+def test_to_data_renders_a_namedtuple_record_by_field_name():
+    """Result records are NamedTuples or dataclasses (README, How it is built): the
+    generic JSON renderer names the fields of both, nested too, not a bare list."""
+    from flatview.pages import PagePart, PageRun
+
+    part = PagePart(0, 16, "msix-table", "i/o", "msix-table")
+    run = PageRun(0, 1, 4096, "msix-table", (part,))
+    assert to_data({"runs": [run]}) == {
+        "runs": [
+            {
+                "start": 0,
+                "count": 1,
+                "page_size": 4096,
+                "state": "msix-table",
+                "parts": [
+                    {"start": 0, "end": 16, "name": "msix-table", "type": "i/o",
+                     "what": "msix-table"}
+                ],
+            }
+        ]
+    }  # fmt: skip
