@@ -63,8 +63,7 @@ def relocate(dev: PciDevice, option: str, page: int) -> Relocation:
     was, reloc = hit
     if was == dev.address or reloc.error is None:
         return reloc
-    error = reloc.error.replace(f"vfio {was}: ", f"vfio {dev.address}: ", 1)
-    return Relocation(reloc.option, reloc.valid, error, reloc.bars, reloc.msix)
+    return reloc._replace(error=reloc.error.replace(f"vfio {was}: ", f"vfio {dev.address}: ", 1))
 
 
 __all__ = [

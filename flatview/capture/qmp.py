@@ -80,19 +80,22 @@ async def open_session(path: str, timeout: float) -> AsyncIterator[tuple[object,
     every QMP monitor not in negotiation mode, which a new client's is only once
     CHR_EVENT_OPENED has run: seen once while a launched QEMU started), and qemu.qmp
     refuses a first message that is not the greeting."""
-    for attempt in (1, 2):
-        sock, client, pid = await _negotiated(path, timeout, last=attempt == 2)
-        if client is not None:
-            break
+    session = await _negotiated(path, timeout, last=False)
+    if session is None:
+        session = await _negotiated(path, timeout, last=True)
+    assert session is not None  # the last try raises instead
+    sock, client, pid = session
     try:
         yield client, pid
     finally:
         await _close(client, sock)
 
 
-async def _negotiated(path: str, timeout: float, last: bool):
-    """(socket, negotiated client, QEMU's pid); the client is None when the handshake
-    failed and this is not the ``last`` try (the socket is closed then)."""
+async def _negotiated(
+    path: str, timeout: float, last: bool
+) -> tuple[socket.socket, object, int | None] | None:
+    """(socket, negotiated client, QEMU's pid); None, the connection closed, when the
+    handshake failed and this is not the ``last`` try."""
     from qemu.qmp import ConnectError
 
     sock = _connect_socket(path)
@@ -110,7 +113,7 @@ async def _negotiated(path: str, timeout: float, last: bool):
         await _close(client, sock)
         if last:
             raise CaptureError(f"{path}: QMP handshake failed: {exc}") from None
-        return sock, None, pid
+        return None
     except BaseException:
         await _close(client, sock)
         raise
