@@ -998,6 +998,12 @@ def run() -> None:
     process keep their own collector settings."""
     import gc
 
+    # Tables are measured with len(), as render.layout measures what it wraps; tabulate
+    # measures with wcwidth wherever another package installed it: another layout of
+    # the same input on another machine, and 6% of an advise run (56M of 936M
+    # instructions) to import wcwidth 0.7.  Only in a process of flatview's own: a
+    # program that imports flatview keeps its tabulate as it set it up.
+    sys.modules.setdefault("wcwidth", None)
     gc.set_threshold(100_000, 50, 100)
     status = main()
     gc.freeze()

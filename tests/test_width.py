@@ -8,6 +8,7 @@ laid out.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -77,3 +78,25 @@ def test_wide_says_the_same_words(name: str) -> None:
         return Counter(w for w in text.split() if not re.fullmatch(r"-+|#", w))
 
     assert words(run(*COMMANDS[name])) == words(run(*COMMANDS[name], "--wide"))
+
+
+@pytest.mark.parametrize("name", ["parse", "advise"])
+def test_console_script_lays_out_tables_without_wcwidth(name: str, tmp_path: Path) -> None:
+    """Tables are measured with len(), as render.layout wraps them: the console script
+    never lets tabulate import wcwidth, whatever else installed it.  A wcwidth on the
+    path that fails at import would make the run an internal error (exit 3)."""
+    (tmp_path / "wcwidth.py").write_text("raise RuntimeError('wcwidth imported')\n")
+    args = {"parse": COMMANDS["parse"], "advise": ["advise", f"{VFIO}/q35-base/info-mtree.txt"]}
+    heads = {"parse": "ranges by type", "advise": "guest layout"}  # a table's heads
+    clean = run(*args[name])
+    assert heads[name] in clean
+    poisoned = subprocess.run(
+        [sys.executable, "-m", "flatview", *args[name]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert (poisoned.returncode, poisoned.stderr) == (0, "")
+    assert poisoned.stdout == clean
