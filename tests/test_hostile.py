@@ -92,6 +92,22 @@ def test_a_bar_with_no_guest_address_in_the_candidate_is_explained_not_a_crash()
     assert "no guest address" in d.why
 
 
+@pytest.mark.parametrize("wide", [False, True])
+def test_a_device_with_no_bar_in_the_input_is_advised_in_words(tmp_path, wide, capsys):
+    # Found by benchmarks/fuzz.py (seed 2026, a flipped digit): a base BAR container named
+    # for another device (0000:0d:04.0) whose BAR region is 0000:00:04.0's.  The device
+    # has no BAR rows, and tabulate 0.9 fails on a table of none (IndexError: exit 3).
+    no = line_of(BASE, "0000:00:04.0 base BAR 2")
+    dump = mutated(tmp_path, "bdf.txt", no, "0000:00:04.0 base", "0000:0d:04.0 base")
+    args = ("advise", dump, "--device", "0d:04.0") + (("--wide",) if wide else ())
+    status, out, err = run(*args, capsys=capsys)
+    assert (status, err) == (0, "")
+    assert out.startswith("== 0000:0d:04.0\n")
+    assert "   BARs: none in the input, so no host page to lose\n" in out
+    assert "BAR    from" not in out  # no table of no rows
+    assert "no MSI-X capability: nothing to relocate" in out
+
+
 @pytest.mark.parametrize("command", ["diff", "gate"])
 def test_renamed_memory_region_headings_never_crash_diff_or_gate(tmp_path, command, capsys):
     # One `memory-region:` heading renamed at a time (parse accepts the result: the

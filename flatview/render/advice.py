@@ -107,6 +107,8 @@ class _Out:
         self.lines.extend(lines)
 
     def table(self, rows: list[list[Any]], headers: list[str], widths: list[int | None]) -> None:
+        if not rows:  # no table: and tabulate 0.9 fails on no rows with maxcolwidths
+            return
         key = (tuple(map(tuple, rows)), tuple(headers), tuple(widths))
         lines = self._tables.get(key)
         if lines is None:
@@ -198,6 +200,8 @@ def _findings(o: _Out, a: DeviceAdvice, used: dict[str, None]) -> None:
     limit = 64 if o.wide else 3
     rows = [_bar_row(b, "dump", limit) for b in a.observed]
     rows += [_bar_row(b, "simulated", limit) for b in a.simulated]
+    if not rows:  # hostile or cut input: a device named by a region, with no BAR shown
+        o.text("BARs: none in the input, so no host page to lose")
     o.table(
         rows,
         ["BAR", "from", "type", "size", "lost", "lost pages (offset in BAR, why)"],
