@@ -107,7 +107,7 @@ class _Out:
         self.lines.extend(lines)
 
     def table(self, rows: list[list[Any]], headers: list[str], widths: list[int | None]) -> None:
-        if not rows:  # no table: and tabulate 0.9 fails on no rows with maxcolwidths
+        if not rows:  # a table of no rows says nothing (and tabulate 0.9 fails on one)
             return
         key = (tuple(map(tuple, rows)), tuple(headers), tuple(widths))
         lines = self._tables.get(key)
